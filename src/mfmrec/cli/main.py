@@ -1,0 +1,66 @@
+"""The ``mfmrec`` command. Thin: parse, build a config, call the library.
+
+Errors caused by the user's input (:class:`~mfmrec.errors.MfmrecError`) print as one
+line on stderr and exit with code 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from mfmrec.errors import MfmrecError
+
+app = typer.Typer(
+    name="mfmrec",
+    help="Multimodal foundation-model recommendation: VIP5, IISAN and honest baselines.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# Each module exposes ``register(app)``; listed here so `mfmrec --help` shows all.
+COMMAND_MODULES = [
+    "mfmrec.cli.data",
+]
+
+
+def _register_all() -> None:
+    for mod in COMMAND_MODULES:
+        importlib.import_module(mod).register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code instead of raising (for tests)."""
+    _register_all()
+    try:
+        app(args=argv, standalone_mode=False)
+    except MfmrecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        print("error: aborted", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # click usage errors arrive here in standalone_mode=False
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0
+
+
+def run() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

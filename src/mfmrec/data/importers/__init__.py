@@ -1,0 +1,1 @@
+"""Importers: each reads one source format into a RawDataset and writes it."""
