@@ -17,6 +17,7 @@ Layout of a prepared dataset directory::
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +71,7 @@ def _interactions_table(raw: RawDataset) -> pa.Table:
 def _candidates_table(raw: RawDataset, labels, num_negatives: int, rng) -> pa.Table:
     n_items = len(raw.item_ids)
     rows = {"user": [], "split": [], "positive": [], "candidates": []}
-    for user, (seq, lab) in enumerate(zip(raw.sequences, labels)):
+    for user, (seq, lab) in enumerate(zip(raw.sequences, labels, strict=True)):
         history = set(seq)
         for split in (S.VALID, S.TEST):
             if split not in lab:
@@ -114,9 +115,13 @@ def validate(raw: RawDataset, source: str) -> None:
 
 def write_dataset(
     raw: RawDataset, out: str | Path, *, seed: int = 2022, indexing: str = "random",
-    num_negatives: int = 99,
+    num_negatives: int = 99, assets: Callable[[Path], None] | None = None,
 ) -> Path:
-    """Split, sample negatives, index items and write ``raw`` to ``out`` atomically."""
+    """Split, sample negatives, index items and write ``raw`` to ``out`` atomically.
+
+    ``assets(tmp_dir)``, when given, writes extra files (e.g. the demo's images) into the
+    temporary directory before it is renamed into place.
+    """
     if indexing not in S.INDEXINGS:
         raise DataError(f"--indexing: expected one of {', '.join(S.INDEXINGS)}, got {indexing}")
     validate(raw, raw.provenance.get("source", raw.name))
@@ -151,6 +156,8 @@ def write_dataset(
             },
             **raw.extra_meta,
         }
+        if assets is not None:
+            assets(tmp)
         write_json(tmp / "dataset.json", meta)
     return out
 

@@ -18,7 +18,10 @@ Scoring side (a model implements the tasks it supports, listed in ``tasks``):
 
 ``users`` are int64 tensors of internal user indices; ``histories`` are lists of int64
 tensors of internal item indices (time order, without the target); candidates are
-internal item indices.
+internal item indices. Prompt-based models (VIP5) take ``prompt="A-3"`` etc. to pick
+the evaluation template; other models ignore it. An explanation request is a dict with
+``user``, ``item`` (internal indices), ``rating``, ``summary``, ``feature`` and
+``reviewer_name`` of one review.
 """
 
 from __future__ import annotations
@@ -52,19 +55,21 @@ class Recommender(nn.Module):
         raise NotImplementedError(f"{self.name} cannot score all items")
 
     def score_candidates(
-        self, users: torch.Tensor, histories: list[torch.Tensor], candidates: torch.Tensor
+        self, users: torch.Tensor, histories: list[torch.Tensor], candidates: torch.Tensor,
+        prompt: str | None = None,
     ) -> torch.Tensor:
         """(B, C) scores; the default gathers from ``score_items``."""
         scores = self.score_items(users, histories)  # (B, N)
         return scores.gather(1, candidates)
 
     def recommend(
-        self, users: torch.Tensor, histories: list[torch.Tensor], k: int
+        self, users: torch.Tensor, histories: list[torch.Tensor], k: int,
+        prompt: str | None = None,
     ) -> torch.Tensor:
         """(B, k) item indices, best first."""
         return self.score_items(users, histories).topk(k, dim=1).indices
 
-    def explain(self, requests: list[dict]) -> list[str]:
+    def explain(self, requests: list[dict], prompt: str | None = None) -> list[str]:
         raise NotImplementedError(f"{self.name} cannot generate explanations")
 
     # ---- persistence -------------------------------------------------------------------
