@@ -6,6 +6,7 @@ line on stderr and exit with code 2; no traceback.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
 
@@ -24,12 +25,19 @@ app = typer.Typer(
 # Each module exposes ``register(app)``; listed here so `mfmrec --help` shows all.
 COMMAND_MODULES = [
     "mfmrec.cli.data",
+    "mfmrec.cli.demo",
 ]
+
+
+@functools.cache
+def _register(module: str) -> None:
+    # cached: main() runs many times in one process (tests) and must not stack duplicates
+    importlib.import_module(module).register(app)
 
 
 def _register_all() -> None:
     for mod in COMMAND_MODULES:
-        importlib.import_module(mod).register(app)
+        _register(mod)
 
 
 def main(argv: list[str] | None = None) -> int:

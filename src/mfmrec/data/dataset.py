@@ -177,7 +177,8 @@ class Dataset:
         return Candidates(
             users=t.column("user").to_numpy()[rows].astype(np.int64),
             positives=t.column("positive").to_numpy()[rows].astype(np.int64),
-            items=np.asarray([cands[r] for r in rows], dtype=np.int64).reshape(len(rows), -1),
+            items=np.asarray([cands[r] for r in rows], dtype=np.int64).reshape(
+                len(rows), -1 if len(rows) else int(self.meta.get("num_negatives", 99)) + 1),
         )
 
     # ---- reviews ---------------------------------------------------------------------

@@ -80,7 +80,9 @@ def _candidates_table(raw: RawDataset, labels, num_negatives: int, rng) -> pa.Ta
             try:
                 cands = S.sample_candidates(history, positive, n_items, num_negatives, rng)
             except ValueError as exc:
-                raise DataError(f"user {raw.user_ids[user]}: {exc}") from None
+                source = raw.provenance.get("source", raw.name)
+                raise DataError(f"{source}: user {raw.user_ids[user]}: {exc} "
+                                "(lower --negatives)") from None
             rows["user"].append(user)
             rows["split"].append(split)
             rows["positive"].append(positive)
@@ -113,6 +115,20 @@ def validate(raw: RawDataset, source: str) -> None:
             raise DataError(f"{source}: user {raw.user_ids[u]} refers to an unknown item")
 
 
+def check_out(out: Path) -> None:
+    """Refuse to replace anything at ``out`` but a prepared dataset or an empty folder.
+
+    The write replaces ``out`` as a whole, so a mistyped ``--out ~`` must not delete a
+    user's folder.
+    """
+    if not out.exists():
+        return
+    replaceable = out.is_dir() and ((out / "dataset.json").is_file() or not any(out.iterdir()))
+    if not replaceable:
+        raise DataError(f"{out}: exists and is not an mfmrec dataset; refusing to replace it "
+                        "(choose a new --out directory)")
+
+
 def write_dataset(
     raw: RawDataset, out: str | Path, *, seed: int = 2022, indexing: str = "random",
     num_negatives: int = 99, assets: Callable[[Path], None] | None = None,
@@ -124,8 +140,11 @@ def write_dataset(
     """
     if indexing not in S.INDEXINGS:
         raise DataError(f"--indexing: expected one of {', '.join(S.INDEXINGS)}, got {indexing}")
+    if num_negatives < 0:
+        raise DataError(f"--negatives: expected a non-negative integer, got {num_negatives}")
     validate(raw, raw.provenance.get("source", raw.name))
     out = Path(out)
+    check_out(out)
     # independent streams so changing one part never shifts another
     rng_idx, rng_rev, rng_neg = (np.random.default_rng([seed, k]) for k in range(3))
     labels = S.leave_one_out([len(s) for s in raw.sequences])

@@ -23,9 +23,15 @@ def _read_datamaps(path: Path) -> tuple[dict[str, str], dict[str, str]]:
         maps = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(located(path, f"invalid JSON ({exc})")) from None
+    if not isinstance(maps, dict):
+        raise DataError(located(path, "expected a JSON object at the top level"))
     for key in ("id2user", "id2item"):
         if not isinstance(maps.get(key), dict):
             raise DataError(located(path, f"field {key!r} missing or not a mapping"))
+        for k, v in maps[key].items():
+            if not (k.isascii() and k.isdigit()) or not isinstance(v, str) or not v:
+                raise DataError(located(path, f"field {key!r}: expected numeric id -> "
+                                              f"string, got {k!r}: {v!r:.40}"))
     return maps["id2user"], maps["id2item"]
 
 
@@ -34,13 +40,14 @@ def _read_sequences(path: Path, id2user: dict, id2item: dict):
         raise DataError(located(path, "missing file (a P5 directory needs it)"))
     users: list[str] = []
     raw_items: list[list[str]] = []
+    seen: set[str] = set()
     with path.open(encoding="utf-8", errors="strict") as fh:
         try:
             for lineno, line in enumerate(fh, 1):
                 parts = line.split()
                 if not parts:
                     continue
-                if len(parts) < 2 or not all(p.isdigit() for p in parts):
+                if len(parts) < 2 or not all(p.isascii() and p.isdigit() for p in parts):
                     raise DataError(located(path, "expected 'user_id item_id ...' of integers",
                                             lineno))
                 if parts[0] not in id2user:
@@ -50,6 +57,9 @@ def _read_sequences(path: Path, id2user: dict, id2item: dict):
                     if p not in id2item:
                         raise DataError(located(path, f"item id {p} absent from datamaps.json "
                                                       "id2item", lineno))
+                if parts[0] in seen:
+                    raise DataError(located(path, f"user id {parts[0]} appears twice", lineno))
+                seen.add(parts[0])
                 users.append(parts[0])
                 raw_items.append(parts[1:])
         except UnicodeDecodeError as exc:
@@ -61,9 +71,12 @@ def _read_titles(path: Path) -> dict[str, str]:
     titles: dict[str, str] = {}
     if not path.is_file():
         return titles
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            line = line.rstrip("\n")
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as exc:
+                raise DataError(located(path, f"not UTF-8 text ({exc.reason})", lineno)) from None
             if lineno == 1 and line.startswith("asin\t"):
                 continue
             if not line:

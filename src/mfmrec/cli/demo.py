@@ -1,0 +1,23 @@
+"""``mfmrec demo``: the main job on the embedded (simulated) demo dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def demo(
+    out: Path = typer.Option(Path("demo-out"), "--out", help="Where the demo writes its data "
+                             "and runs."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the simulated data and the runs."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+) -> None:
+    """Run the whole pipeline on the embedded demo dataset (simulated users, drawn images)."""
+    from mfmrec.pipelines.demo import run_demo
+
+    run_demo(out, seed=seed, quiet=quiet)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)
