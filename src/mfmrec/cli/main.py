@@ -25,7 +25,11 @@ app = typer.Typer(
 # Each module exposes ``register(app)``; listed here so `mfmrec --help` shows all.
 COMMAND_MODULES = [
     "mfmrec.cli.data",
+    "mfmrec.cli.features",
     "mfmrec.cli.demo",
+    "mfmrec.cli.train",
+    "mfmrec.cli.pretrain",
+    "mfmrec.cli.evaluate",
 ]
 
 

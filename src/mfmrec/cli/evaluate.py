@@ -1,0 +1,215 @@
+"""``mfmrec evaluate | recommend | explain | report``: use a trained run directory.
+
+Users and items are named by their **external ids** (reviewer ids, ASINs) as stored in
+the dataset; ``#N`` names the internal index ``N`` instead (``--user '#0'``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mfmrec.errors import MfmrecError
+
+RUN_DIR = typer.Argument(..., help="A run directory written by `mfmrec train`.")
+DATA = typer.Option(None, "--data", help="Dataset directory (default: the one recorded in "
+                    "RUN_DIR/run.json).")
+PROMPT = typer.Option(None, "--prompt", help="Prompt id for prompt-based models (e.g. A-3, "
+                      "C-12); default: the model's own.")
+USER_HELP = "User: external id (e.g. a reviewer id) or #INDEX for the internal index."
+
+
+def _load(run_dir: Path, data: Path | None):
+    from mfmrec.training.checkpoint import load_run  # lazy: pulls in torch and the registry
+
+    return load_run(run_dir, data)
+
+
+def resolve_index(text: str, ids: list[str], index: dict[str, int], what: str) -> int:
+    """External id -> internal index; ``#N`` is the internal index N itself."""
+    if text.startswith("#"):
+        try:
+            idx = int(text[1:])
+        except ValueError:
+            raise MfmrecError(f"--{what}: {text!r} is not #INDEX with an integer INDEX") from None
+        if not 0 <= idx < len(ids):
+            raise MfmrecError(f"--{what}: index {text} out of range (0..{len(ids) - 1})")
+        return idx
+    if text not in index:
+        raise MfmrecError(f"--{what}: unknown {what} id {text!r} (use an id from the dataset, "
+                          f"or #INDEX for an internal index)")
+    return index[text]
+
+
+def _csv(text: str | None) -> list[str] | None:
+    return None if text is None else [x.strip() for x in text.split(",") if x.strip()]
+
+
+def _eval_section(run, **flags) -> dict:
+    """The run config's ``eval:`` section, with the flags given on the command line."""
+    section = dict(getattr(run.config, "eval", None) or {})
+    section.update({k: v for k, v in flags.items() if v is not None})
+    return section
+
+
+def evaluate_cmd(
+    run_dir: Path = RUN_DIR, data: Path = DATA,
+    tasks: str = typer.Option(None, "--tasks", help="Comma-separated subset of sequential,"
+                              "direct,explanation (default: all; unsupported ones are skipped)."),
+    prompts: str = typer.Option(None, "--prompts", help="Comma-separated prompt ids, mapped to "
+                                "tasks by family: A-* sequential, B-* direct, C-* explanation."),
+    split: str = typer.Option(None, "--split", help="test (default) or valid."),
+    users: int = typer.Option(None, "--users", help="Evaluate only the first N users."),
+    direct_scorer: str = typer.Option(None, "--direct-scorer", help="exact (score the 100 "
+                                      "candidates) or beam (constrained generation)."),
+    batch_size: int = typer.Option(None, "--batch-size", help="Users per model call."),
+    seed: int = typer.Option(None, "--seed", help="Seed of any sampling during evaluation."),
+    exclude_history: bool = typer.Option(None, "--exclude-history/--keep-history",
+                                         help="Full ranking: drop items the user already has."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Evaluate a trained run; writes RUN_DIR/eval/<split>.json and .md and prints the tables.
+
+    Defaults come from the run config's `eval:` section; flags override it.
+    """
+    from mfmrec.config import build, to_dict
+    from mfmrec.evaluation.evaluator import EvalConfig, evaluate
+    from mfmrec.evaluation.report import print_report, write_report
+
+    run = _load(run_dir, data)
+    section = _eval_section(run, tasks=_csv(tasks), prompts=_csv(prompts), split=split,
+                            users=users, direct_scorer=direct_scorer, batch_size=batch_size,
+                            seed=seed, exclude_history=exclude_history)
+    cfg = build(EvalConfig, section, prefix="eval.")
+    console = Console()
+    results = evaluate(run.model, run.dataset, **to_dict(cfg), progress=not quiet,
+                       console=console)
+    json_path, md_path = write_report(run_dir, cfg.split, results)
+    print_report(results, console)
+    console.print(f"wrote {json_path} and {md_path}")
+
+
+def recommend_cmd(
+    run_dir: Path = RUN_DIR, user: str = typer.Option(..., "--user", help=USER_HELP),
+    k: int = typer.Option(10, "--k", min=1, help="How many items."), data: Path = DATA,
+    prompt: str = PROMPT,
+    include_seen: bool = typer.Option(False, "--include-seen", help="Scoring models: keep "
+                                      "items the user already interacted with."),
+) -> None:
+    """Print the top-k items for a user, given the user's full history."""
+    import torch
+
+    from mfmrec.evaluation.evaluator import recommend_top_k
+
+    run = _load(run_dir, data)
+    ds = run.dataset
+    u = resolve_index(user, ds.user_ids, ds.user_index, "user")
+    if "sequential" not in run.model.tasks:
+        raise MfmrecError(f"model {run.model.name} does not recommend items (sequential task)")
+    history = torch.as_tensor(ds.sequences[u], dtype=torch.long)
+    k = min(k, ds.num_items)
+    items = recommend_top_k(run.model, torch.tensor([u]), [history], k, prompt=prompt,
+                            exclude_history=not include_seen)[0]
+    table = Table(title=f"top-{k} for user {ds.user_ids[u]} (#{u}, {len(history)} items in "
+                  "history)" + (" — SIMULATED data" if ds.simulated else ""))
+    for col, justify in (("rank", "right"), ("number", "right"), ("item id", "left"),
+                         ("title", "left")):
+        table.add_column(col, justify=justify)
+    for rank, item in enumerate(items.tolist(), start=1):
+        if 0 <= item < ds.num_items:
+            table.add_row(str(rank), str(ds.numbers[item]), ds.item_ids[item],
+                          ds.titles[item] or "")
+        else:
+            table.add_row(str(rank), "—", f"invalid item {item}", "")
+    Console().print(table)
+
+
+def _request(ds, u: int, i: int, rating: float | None, feature: str | None) -> tuple[dict, str]:
+    """The explanation request of (user, item), filled from their review when one exists."""
+    req = {"user": u, "item": i, "rating": rating, "summary": None, "feature": feature,
+           "reviewer_name": ds.user_names[u]}
+    reference = ""
+    if ds.reviews is not None:
+        users = ds.reviews.column("user").to_pylist()
+        items = ds.reviews.column("item").to_pylist()
+        rows = [r for r, (a, b) in enumerate(zip(users, items, strict=True)) if (a, b) == (u, i)]
+        if rows:
+            row = ds.reviews.slice(rows[-1], 1).to_pylist()[0]
+            req.update({k: row[k] for k in ("rating", "summary", "feature", "reviewer_name")})
+            reference = row.get("explanation") or ""
+    req.update({k: v for k, v in (("rating", rating), ("feature", feature)) if v is not None})
+    return req, reference
+
+
+def explain_cmd(
+    run_dir: Path = RUN_DIR, user: str = typer.Option(..., "--user", help=USER_HELP),
+    item: str = typer.Option(..., "--item", help="Item: external id (e.g. an ASIN) or #INDEX."),
+    data: Path = DATA, prompt: str = PROMPT,
+    rating: float = typer.Option(None, "--rating", help="Rating to explain (default: the "
+                                 "user's review of the item, if any)."),
+    feature: str = typer.Option(None, "--feature", help="Feature word for feature-based "
+                                "prompts (default: from the review, if any)."),
+) -> None:
+    """Print a generated explanation of why a user would like an item."""
+    run = _load(run_dir, data)
+    ds = run.dataset
+    u = resolve_index(user, ds.user_ids, ds.user_index, "user")
+    i = resolve_index(item, ds.item_ids, ds.item_index, "item")
+    if "explanation" not in run.model.tasks:
+        raise MfmrecError(f"model {run.model.name} does not generate explanations")
+    request, reference = _request(ds, u, i, rating, feature)
+    run.model.eval()
+    import torch
+
+    with torch.no_grad():
+        (text,) = run.model.explain([request], prompt=prompt)
+    console = Console()
+    title = ds.titles[i] or ds.item_ids[i]
+    console.print(f"[bold]user[/bold] {ds.user_ids[u]} (#{u})  [bold]item[/bold] "
+                  f"{ds.item_ids[i]} (#{i}, {title})")
+    console.print(f"[bold]explanation:[/bold] {text}")
+    if reference:
+        console.print(f"[dim]reference (the user's review{', SIMULATED' if ds.simulated else ''}"
+                      f"): {reference}[/dim]")
+
+
+def report_cmd(
+    run_dir: Path = RUN_DIR,
+    split: str = typer.Option(None, "--split", help="Only this evaluation split (default: "
+                              "every saved one)."),
+    markdown: bool = typer.Option(False, "--markdown", help="Print the saved Markdown as is."),
+) -> None:
+    """Reprint a run's saved reports: training (report.md) and evaluation (eval/)."""
+    from rich.markdown import Markdown
+
+    from mfmrec.evaluation.report import load_report, print_report, saved_splits
+
+    splits = [split] if split else saved_splits(run_dir)
+    train_md = Path(run_dir) / "report.md"
+    if not splits and not train_md.is_file():
+        raise MfmrecError(f"{run_dir}: no saved reports (train with `mfmrec train`, then run "
+                          f"`mfmrec evaluate {run_dir}`)")
+    console = Console()
+    if train_md.is_file() and not split:
+        text = train_md.read_text()
+        if markdown:
+            typer.echo(text)
+        else:
+            console.print(Markdown(text))
+    for name in splits:
+        results = load_report(run_dir, name)
+        md = Path(run_dir) / "eval" / f"{name}.md"
+        if markdown and md.is_file():
+            typer.echo(md.read_text())
+        else:
+            print_report(results, console)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("evaluate")(evaluate_cmd)
+    app.command("recommend")(recommend_cmd)
+    app.command("explain")(explain_cmd)
+    app.command("report")(report_cmd)

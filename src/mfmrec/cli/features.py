@@ -1,0 +1,147 @@
+"""``mfmrec features ...`` (extract, import, info), ``mfmrec data images`` and
+``mfmrec data import products``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mfmrec.cli.data import INDEXING, NEG, OUT, SEED, data_app, import_app
+
+features_app = typer.Typer(help="Item features: extract with an image/text encoder, import, "
+                                "inspect.", no_args_is_help=True)
+
+ENCODER_HELP = (
+    "efficientnet-lite0 (default; real ImageNet weights from the installed package), "
+    "clip-vit-b32 | clip-vit-b16 | clip-vit-l14 (need --model-path to a local CLIP folder), "
+    "minilm (all-MiniLM-L6-v2 title features), or hf:PATH (any local Hugging Face text model, "
+    "mean-pooled). clip-rn50/clip-rn101 are refused: transformers has no ResNet CLIP tower."
+)
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
+
+
+@features_app.command("extract")
+def extract_cmd(
+    data_dir: Path = typer.Argument(..., help="A prepared dataset directory."),
+    encoder: str = typer.Option("efficientnet-lite0", "--encoder", "-e", help=ENCODER_HELP),
+    model_path: Path = typer.Option(None, "--model-path", help="Local weights: a model folder "
+                                    "(CLIP, hf) or a .pth state dict (efficientnet-lite0)."),
+    images: Path = typer.Option(None, "--images", help="Read images from this folder of "
+                                "<item id>.<ext> files instead of the dataset's image column."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Items per forward pass."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    layers: bool = typer.Option(False, "--layers", help="Also store per-layer pooled states "
+                                "(N, L+1, d) in features/<name>-layers.safetensors (IISAN)."),
+    name: str = typer.Option(None, "--name", help="Store name (default: the encoder name; "
+                             "hf:PATH -> hf-<folder>)."),
+    force: bool = typer.Option(False, "--force", help="Recompute even if an identical store "
+                               "exists."),
+    quiet: bool = QUIET,
+) -> None:
+    """Encode every item into features/<name>.safetensors (resumable: re-run after an
+    interruption and finished batches are kept)."""
+    from mfmrec.features.extract import extract_features
+
+    res = extract_features(data_dir, encoder, model_path=model_path, images_dir=images,
+                           batch_size=batch_size, device=device, layers=layers, name=name,
+                           force=force, quiet=quiet)
+    state = "up to date" if res.up_to_date else (
+        f"encoded {res.encoded}" + (f", reused {res.reused} from an interrupted run"
+                                    if res.reused else ""))
+    typer.echo(f"wrote {res.path}: {res.num_items} items, {res.num_missing} without input "
+               f"({state})" + (f"; layers in {res.layers_path}" if res.layers_path else ""))
+
+
+@features_app.command("import")
+def import_cmd(
+    data_dir: Path = typer.Argument(..., help="A prepared dataset directory."),
+    name: str = typer.Option(..., "--name", help="Store name, e.g. clip-rn50."),
+    source: Path = typer.Option(..., "--from", help="Folder of <item id>.npy vectors."),
+    description: str = typer.Option("", "--description", help="How they were made."),
+    modality: str = typer.Option("image", "--modality", help="image or text."),
+) -> None:
+    """Import features computed elsewhere (e.g. CLIP RN50 with OpenAI's clip package)."""
+    from mfmrec.features.extract import import_features
+
+    path = import_features(data_dir, name, source, description, modality)
+    typer.echo(f"wrote {path}")
+
+
+@features_app.command("info")
+def info_cmd(data_dir: Path = typer.Argument(..., help="A prepared dataset directory.")) -> None:
+    """List the feature stores of a dataset: shape, missing items, encoder, pooling."""
+    from mfmrec.features.store import feature_path, list_features, read_meta
+
+    table = Table(title=f"features of {data_dir}")
+    for col in ("name", "shape", "missing", "pooling"):
+        table.add_column(col)
+    for name in list_features(data_dir):
+        meta = read_meta(feature_path(data_dir, name))
+        table.add_row(name, " x ".join(map(str, meta.get("shape", []))),
+                      str(meta.get("num_missing")), str(meta.get("pooling", "")))
+    Console().print(table)
+
+
+@data_app.command("images")
+def images_cmd(
+    data_dir: Path = typer.Argument(..., help="A prepared dataset directory."),
+    from_meta: Path = typer.Option(None, "--from-meta", help="Amazon metadata (.json/.json.gz; "
+                                   "2014 imUrl or 2018 imageURLHighRes/imageURL). Default: "
+                                   "attributes['image_url'] stored by the importer."),
+    images: Path = typer.Option(None, "--images", help="Use a local folder of <item id>.<ext> "
+                                "files instead of downloading."),
+    workers: int = typer.Option(8, "--workers", help="Parallel downloads."),
+    timeout: float = typer.Option(10.0, "--timeout", help="Seconds per connect/read."),
+    retries: int = typer.Option(3, "--retries", help="Extra attempts after transient errors."),
+    max_mb: float = typer.Option(10.0, "--max-mb", help="Refuse larger images (MB)."),
+    quiet: bool = QUIET,
+) -> None:
+    """Attach item images: download them (resumable, failures reported in
+    images/report.json, never fatal) or point at a local folder."""
+    from mfmrec.features.download import DownloadConfig
+    from mfmrec.features.ingest import IMAGES_DIR, REPORT, ingest_images
+
+    if from_meta is not None and images is not None:
+        raise typer.BadParameter("give --from-meta or --images, not both")
+    cfg = DownloadConfig(workers=workers, timeout=timeout, total_timeout=max(60.0, timeout),
+                         retries=retries, max_bytes=int(max_mb * 1e6))
+    rep = ingest_images(data_dir, from_meta=from_meta, images_dir=images, cfg=cfg, quiet=quiet)
+    done = rep.get("found", rep.get("downloaded", 0) + rep.get("cached", 0))
+    typer.echo(f"{data_dir}: {done} images attached, {rep['failed']} failed, "
+               f"{rep['items_with_image']} items now have an image; report in "
+               f"{Path(data_dir) / IMAGES_DIR / REPORT}")
+
+
+@import_app.command("products")
+def import_products_cmd(
+    styles: Path = typer.Argument(..., help="styles.csv (id, articleType, baseColour, "
+                                  "productDisplayName, ...)."),
+    images: Path = typer.Option(..., "--images", help="Folder of <id>.jpg product photos."),
+    out: Path = OUT, seed: int = SEED, indexing: str = INDEXING, negatives: int = NEG,
+    users: int = typer.Option(2000, "--users", help="Number of SIMULATED users."),
+    min_len: int = typer.Option(5, "--min-len", help="Shortest simulated sequence."),
+    max_len: int = typer.Option(20, "--max-len", help="Longest simulated sequence."),
+    hide_in_text: str = typer.Option("", "--hide-in-text", help="Comma-separated attributes "
+                                     "to remove from titles (e.g. baseColour,articleType) so "
+                                     "only the photo shows them."),
+    name: str = typer.Option(None, help="Dataset name (default: fashion-products-sim)."),
+) -> None:
+    """Import a product-photo catalogue with SIMULATED users whose tastes depend on what
+    the photos show (colour, article type), plus templated reviews."""
+    from mfmrec.data import load_dataset, write_dataset
+    from mfmrec.data.importers.products import import_products
+
+    hide = tuple(a.strip() for a in hide_in_text.split(",") if a.strip())
+    raw = import_products(styles, images, users=users, seed=seed, hide_in_text=hide,
+                          min_len=min_len, max_len=max_len, name=name)
+    write_dataset(raw, out, seed=seed, indexing=indexing, num_negatives=negatives)
+    s = load_dataset(out).stats()
+    typer.echo(f"wrote {out} (SIMULATED users): {s['users']} users, {s['items']} items, "
+               f"{s['interactions']} interactions, {s['reviews']} reviews")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(features_app, name="features")

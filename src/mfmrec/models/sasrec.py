@@ -1,0 +1,233 @@
+"""SASRec: self-attentive sequential recommendation (Kang & McAuley, ICDM 2018).
+
+Item embedding plus a learned positional embedding, a stack of causal self-attention
+blocks, and the last hidden state dotted with every item embedding as the full-ranking
+score. Layer norm sits after each residual (RecBole's layout, ``norm_first: false``) or
+before each sublayer with a final norm (the paper's code, ``norm_first: true``).
+
+Training samples (``samples``), built from ``dataset.train_sequences`` only:
+  * ``prefix`` (default, RecBole): every prefix ``s[:t]`` of a training sequence is one
+    sample whose single target is ``s[t]``;
+  * ``sequence`` (the paper): one sample per user, input ``s[:-1]`` and the shifted
+    target ``s[1:]``, every position trained; only the last ``max_len + 1`` items of a
+    long sequence are used, as in the original code.
+
+Loss (``loss``): ``ce`` = softmax cross-entropy over all items (default); ``bce`` = the
+paper's binary cross-entropy with one sampled negative per trained position, drawn from
+items the user never interacted with in training, seeded by (seed, epoch, index).
+
+Items keep their internal indices outside this module; inside, row 0 of the item table
+is padding and item ``i`` lives at row ``i + 1``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mfmrec.config import check
+from mfmrec.models.base import DIRECT, SEQUENTIAL, Recommender
+from mfmrec.models.registry import register
+from mfmrec.models.sampling import (
+    EpochSamples,
+    interacted_sets,
+    model_device,
+    pad_left,
+    sample_negative,
+)
+
+PAD = 0
+IGNORE = -1  # target of an untrained (padding or context-only) position
+
+
+@dataclass
+class SASRecConfig:
+    """SASRec hyper-parameters (defaults: RecBole's, with the paper's 0.2 dropout)."""
+
+    hidden: int = 64  # embedding and hidden size
+    layers: int = 2  # self-attention blocks
+    heads: int = 1  # attention heads; must divide hidden
+    inner: int = 256  # feed-forward size inside a block
+    max_len: int = 50  # most recent items the model reads
+    hidden_dropout: float = 0.2  # on embeddings and sublayer outputs
+    attn_dropout: float = 0.2  # on attention probabilities
+    loss: str = "ce"  # ce (all items) | bce (one sampled negative per position)
+    samples: str = "prefix"  # prefix (RecBole) | sequence (the paper)
+    norm_first: bool = False  # false: post-LN as RecBole; true: pre-LN as the paper
+    init_std: float = 0.02  # normal init of embeddings and linear weights
+    norm_eps: float = 1e-12  # layer-norm epsilon (RecBole's)
+
+    def __post_init__(self) -> None:
+        for name in ("hidden", "layers", "heads", "inner", "max_len"):
+            check(getattr(self, name) >= 1, f"model.{name}", "must be >= 1")
+        check(self.hidden % self.heads == 0, "model.heads",
+              f"must divide model.hidden={self.hidden}, got {self.heads}")
+        for name in ("hidden_dropout", "attn_dropout"):
+            check(0.0 <= getattr(self, name) < 1.0, f"model.{name}", "must be in [0, 1)")
+        check(self.loss in ("ce", "bce"), "model.loss", f"expected ce or bce, got {self.loss!r}")
+        check(self.samples in ("prefix", "sequence"), "model.samples",
+              f"expected prefix or sequence, got {self.samples!r}")
+        check(self.init_std > 0, "model.init_std", "must be > 0")
+        check(self.norm_eps > 0, "model.norm_eps", "must be > 0")
+
+
+class SequenceSamples(EpochSamples):
+    """(input items, per-position target, per-position negative) from training sequences."""
+
+    def __init__(self, sequences: list[np.ndarray], num_items: int, cfg: SASRecConfig,
+                 seed: int):
+        super().__init__(seed)
+        self.sequences = [np.asarray(s, np.int64) for s in sequences]
+        self.seen = interacted_sets(self.sequences)
+        self.num_items, self.max_len = num_items, cfg.max_len
+        self.negatives = cfg.loss == "bce"
+        users = [u for u, s in enumerate(self.sequences) if len(s) >= 2]
+        if cfg.samples == "sequence":
+            self.index = [(u, len(self.sequences[u]) - 1) for u in users]
+        else:
+            self.index = [(u, t) for u in users for t in range(1, len(self.sequences[u]))]
+        self.all_positions = cfg.samples == "sequence"
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, idx: int) -> dict:
+        user, end = self.index[idx]
+        seq = self.sequences[user]
+        start = max(0, end - self.max_len)
+        inputs = seq[start:end]  # (L,)
+        targets = seq[start + 1: end + 1].copy()
+        if not self.all_positions:
+            targets[:-1] = IGNORE
+        sample = {"input": inputs, "target": targets}
+        if self.negatives:
+            rng = self.rng(idx)
+            sample["negative"] = np.asarray(
+                [sample_negative(rng, self.num_items, self.seen[user]) if t >= 0 else IGNORE
+                 for t in targets], np.int64)
+        return sample
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, hidden: int, heads: int, dropout: float):
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.qkv = nn.Linear(hidden, 3 * hidden)
+        self.out = nn.Linear(hidden, hidden)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape  # (B, L, d)
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(  # (B, H, L, d/H)
+            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+        return self.out(y.transpose(1, 2).reshape(b, n, d))
+
+
+class Block(nn.Module):
+    """Self-attention then a point-wise feed-forward net, each with residual and norm."""
+
+    def __init__(self, cfg: SASRecConfig):
+        super().__init__()
+        self.norm_first = cfg.norm_first
+        self.attn = CausalSelfAttention(cfg.hidden, cfg.heads, cfg.attn_dropout)
+        self.ffn = nn.Sequential(nn.Linear(cfg.hidden, cfg.inner), nn.GELU(),
+                                 nn.Linear(cfg.inner, cfg.hidden))
+        self.norm1 = nn.LayerNorm(cfg.hidden, eps=cfg.norm_eps)
+        self.norm2 = nn.LayerNorm(cfg.hidden, eps=cfg.norm_eps)
+        self.drop = nn.Dropout(cfg.hidden_dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.norm_first:
+            x = x + self.drop(self.attn(self.norm1(x), mask))
+            return x + self.drop(self.ffn(self.norm2(x)))
+        x = self.norm1(x + self.drop(self.attn(x, mask)))
+        return self.norm2(x + self.drop(self.ffn(x)))
+
+
+class SASRec(Recommender):
+    name = "sasrec"
+    tasks = frozenset({SEQUENTIAL, DIRECT})
+
+    def __init__(self, cfg: SASRecConfig, num_items: int):
+        super().__init__()
+        self.cfg, self.num_items = cfg, num_items
+        self.item_emb = nn.Embedding(num_items + 1, cfg.hidden, padding_idx=PAD)
+        self.pos_emb = nn.Embedding(cfg.max_len, cfg.hidden)
+        self.emb_norm = nn.LayerNorm(cfg.hidden, eps=cfg.norm_eps)
+        self.drop = nn.Dropout(cfg.hidden_dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
+        self.final_norm = (nn.LayerNorm(cfg.hidden, eps=cfg.norm_eps) if cfg.norm_first
+                           else nn.Identity())
+        self.apply(self._init)
+        with torch.no_grad():
+            self.item_emb.weight[PAD].zero_()
+
+    def _init(self, module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=self.cfg.init_std)
+        if isinstance(module, nn.Linear):
+            nn.init.zeros_(module.bias)
+
+    # ---- encoder -----------------------------------------------------------------------
+    def encode(self, items: torch.Tensor) -> torch.Tensor:
+        """(B, L) padded item rows -> (B, L, d) causal hidden states."""
+        b, n = items.shape
+        pos = torch.arange(self.cfg.max_len - n, self.cfg.max_len, device=items.device)
+        x = self.drop(self.emb_norm(self.item_emb(items) + self.pos_emb(pos)))  # (B, L, d)
+        causal = torch.ones(n, n, dtype=torch.bool, device=items.device).tril()
+        eye = torch.eye(n, dtype=torch.bool, device=items.device)
+        # a padding query sees only itself, so no row is fully masked: a boolean mask is
+        # then NaN-free in any precision, and no padding state mixes in future items
+        allowed = (causal & (items != PAD)[:, None, None, :]) | eye  # (B, 1, L, L)
+        for block in self.blocks:
+            x = block(x, allowed)
+        return self.final_norm(x)
+
+    # ---- training ----------------------------------------------------------------------
+    def train_data(self, dataset, split: str = "train", seed: int = 0) -> SequenceSamples:
+        if split != "train":
+            raise ValueError(f"SASRec trains on the 'train' split only, got {split!r}")
+        return SequenceSamples(dataset.train_sequences, self.num_items, self.cfg, seed)
+
+    def collate(self, samples: list[dict]) -> dict:
+        n = max(len(s["input"]) for s in samples)
+        batch = {"input": pad_left([s["input"] for s in samples], n, PAD, shift=1),
+                 "target": pad_left([s["target"] for s in samples], n, IGNORE)}
+        if "negative" in samples[0]:
+            batch["negative"] = pad_left([s["negative"] for s in samples], n, IGNORE)
+        return batch  # (B, L) each; targets and negatives are 0-based, IGNORE elsewhere
+
+    def training_loss(self, batch: dict) -> torch.Tensor:
+        hidden = self.encode(batch["input"])  # (B, L, d)
+        trained = batch["target"] != IGNORE  # (B, L)
+        h = hidden[trained]  # (M, d)
+        target = batch["target"][trained]  # (M,)
+        if self.cfg.loss == "ce":
+            logits = h @ self.item_emb.weight[1:].T  # (M, N)
+            return F.cross_entropy(logits, target)
+        pos = (h * self.item_emb(target + 1)).sum(-1)  # (M,)
+        neg = (h * self.item_emb(batch["negative"][trained] + 1)).sum(-1)
+        return (F.softplus(-pos) + F.softplus(neg)).mean()
+
+    # ---- scoring -----------------------------------------------------------------------
+    def user_states(self, histories: list[torch.Tensor]) -> torch.Tensor:
+        """(B, d): the hidden state at each history's most recent item."""
+        items = pad_left(histories, self.cfg.max_len, PAD, shift=1)  # (B, max_len)
+        return self.encode(items.to(model_device(self)))[:, -1]
+
+    def score_items(self, users: torch.Tensor, histories: list[torch.Tensor]) -> torch.Tensor:
+        return self.user_states(histories) @ self.item_emb.weight[1:].T  # (B, N)
+
+    def score_candidates(self, users, histories, candidates, prompt=None) -> torch.Tensor:
+        state = self.user_states(histories)  # (B, d)
+        cand = self.item_emb(candidates.to(state.device) + 1)  # (B, C, d)
+        return (cand * state[:, None, :]).sum(-1)  # (B, C)
+
+
+@register("sasrec", SASRecConfig, "SASRec: causal self-attention over item sequences")
+def build_sasrec(config: SASRecConfig, dataset) -> SASRec:
+    return SASRec(config, dataset.num_items)

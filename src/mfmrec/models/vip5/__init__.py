@@ -1,0 +1,118 @@
+"""VIP5 (Geng et al., 2023): multimodal personalized prompts over T5 with adapters.
+
+``build_vip5(config, dataset)`` assembles the parts -- tokenizer, backbone (adapters
+injected), prompt embeddings, item image tokens, prompt builder -- and hands them to
+:class:`~mfmrec.models.vip5.model.VIP5`. It is registered as ``vip5``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from mfmrec.errors import ConfigError
+from mfmrec.models.registry import register
+from mfmrec.models.vip5.backbone import backbone_for, checkpoint_has_tokenizer, is_preset
+from mfmrec.models.vip5.config import VIP5Config
+from mfmrec.models.vip5.mapping import (
+    ItemImageTokens,
+    MappingNetwork,
+    PromptEmbeddings,
+    load_item_features,
+)
+from mfmrec.models.vip5.model import VIP5
+from mfmrec.models.vip5.pretrain import PROMPT_EMBEDDINGS_FILE
+from mfmrec.peft.adapters import CROSS, FFN, SELF, AdapterSpec, inject_adapters
+
+FALLBACK_VOCAB = 4000
+
+__all__ = ["VIP5", "VIP5Config", "build_vip5", "resolve_tokenizer"]
+
+
+def resolve_tokenizer(config: VIP5Config, dataset):
+    """``model.tokenizer``; else the backbone checkpoint's own; else one trained offline.
+
+    The fallback SentencePiece tokenizer is trained once on the dataset's prompts and kept
+    in ``<dataset>/tokenizers/`` so that every run (and ``load_run``) on that dataset
+    reuses the very same vocabulary.
+    """
+    from mfmrec.prompts.vocab import prepare_tokenizer
+
+    if config.tokenizer:
+        return prepare_tokenizer(Path(config.tokenizer).expanduser())
+    if checkpoint_has_tokenizer(config.backbone):
+        return prepare_tokenizer(Path(config.backbone).expanduser())
+    if not is_preset(config.backbone):
+        raise ConfigError(f"config field model.tokenizer: {config.backbone} holds no "
+                          "tokenizer; set model.tokenizer to a tokenizer folder")
+    out_dir = Path(dataset.root) / "tokenizers" / f"sentencepiece-{FALLBACK_VOCAB}"
+    try:
+        return prepare_tokenizer(None, dataset, out_dir, vocab_size=FALLBACK_VOCAB,
+                                 model_max_length=config.max_input_length)
+    except OSError as exc:
+        raise ConfigError(f"config field model.tokenizer: none given and none can be "
+                          f"trained into {out_dir} ({exc})") from None
+
+
+def _adapter_spec(config: VIP5Config) -> AdapterSpec:
+    kinds = {SELF, FFN, CROSS} if config.cross_adapters else {SELF, FFN}
+    return AdapterSpec(config.reduction_factor, frozenset(kinds), config.adapter_activation)
+
+
+def _prompt_embeddings(config: VIP5Config, d_model: int) -> PromptEmbeddings:
+    """Zero tables (the adapted model starts as the backbone) or the paper's N(0, 1);
+    a backbone exported by ``mfmrec pretrain`` brings its trained tables along."""
+    emb = PromptEmbeddings(d_model, config.whole_word_positions,
+                           init_std=1.0 if config.paper_frozen_embeddings else 0.0)
+    saved = Path(config.backbone).expanduser() / PROMPT_EMBEDDINGS_FILE
+    if not is_preset(config.backbone) and saved.is_file():
+        from safetensors.torch import load_file
+
+        state = load_file(str(saved))
+        if state["whole_word.weight"].shape != emb.whole_word.weight.shape:
+            raise ConfigError(f"{saved}: whole-word table {tuple(state['whole_word.weight'].shape)}"
+                              f" does not fit model.whole_word_positions="
+                              f"{config.whole_word_positions} x d_model={d_model}")
+        emb.load_state_dict(state)
+    return emb
+
+
+def _image_tokens(config: VIP5Config, dataset, d_model: int) -> ItemImageTokens | None:
+    if config.image_tokens == 0:
+        return None
+    features = load_item_features(dataset, config.image_features)
+    mapping = MappingNetwork(features.dim, d_model, config.image_tokens,
+                             config.mapping_hidden or None, config.mapping_activation)
+    return ItemImageTokens(features, mapping)
+
+
+def build_vip5(config: VIP5Config, dataset, tokenizer=None) -> VIP5:
+    """Assemble VIP5 for ``dataset``; every random part is drawn from ``init_seed``."""
+    from mfmrec.prompts.tasks import PromptBuilder, PromptOptions
+    from mfmrec.prompts.tokenization import item_target_ids
+
+    tokenizer = tokenizer if tokenizer is not None else resolve_tokenizer(config, dataset)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.init_seed)
+        backbone = backbone_for(config.backbone, len(tokenizer),
+                                pad_token_id=tokenizer.pad_token_id,
+                                eos_token_id=tokenizer.eos_token_id, seed=config.init_seed,
+                                dropout=config.dropout)
+        if config.uses_adapters:
+            inject_adapters(backbone, _adapter_spec(config))
+        d_model = backbone.config.d_model
+        embeddings = _prompt_embeddings(config, d_model)
+        image_tokens = _image_tokens(config, dataset, d_model)
+    options = PromptOptions(
+        image_tokens=config.image_tokens, max_history=config.max_history,
+        max_length=config.max_input_length, max_target_length=config.max_target_length,
+        num_negatives=config.num_negatives, sampling=config.sampling)
+    prompts = PromptBuilder(dataset, tokenizer, options)
+    targets = item_target_ids(tokenizer, dataset.numbers)
+    return VIP5(config, backbone, embeddings, image_tokens, prompts, tokenizer, targets)
+
+
+@register("vip5", VIP5Config, "VIP5: T5 + adapters over multimodal personalized prompts")
+def _build(config: VIP5Config, dataset) -> VIP5:
+    return build_vip5(config, dataset)

@@ -1,0 +1,93 @@
+"""The ``model:`` section of a VIP5 run (``name: vip5``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mfmrec.config import check
+
+TUNING_MODES = ("adapters", "adapters-self", "full")
+FAMILIES = ("sequential", "direct", "explanation")
+ACTIVATIONS = ("gelu", "relu")
+SAMPLINGS = ("per_template", "paper")
+DECODINGS = ("constrained", "paper")
+
+
+@dataclass
+class VIP5Config:
+    """VIP5: a T5 backbone, bottleneck adapters, k image tokens per item in the prompts."""
+
+    # -- backbone and tokenizer
+    backbone: str = "small"  # preset tiny|small|base (random init) or a local T5 checkpoint dir
+    tokenizer: str | None = None  # tokenizer dir; None: the backbone's own, else one trained
+    init_seed: int = 0  # seed of every randomly initialised part (frozen ones must match)
+    dropout: float | None = None  # dropout of the backbone; None keeps the checkpoint's (0.1)
+    # -- parameter-efficient tuning
+    tuning: str = "adapters"  # adapters (self+cross, the paper) | adapters-self | full
+    reduction_factor: int = 8  # adapter width = d_model / reduction_factor
+    adapter_activation: str = "gelu"  # gelu | relu inside the adapters
+    # -- visual tokens
+    image_features: str | None = None  # feature-store name (features/<name>.safetensors)
+    image_tokens: int = 2  # image tokens per item; 0 = text-only prompts
+    mapping_hidden: int = 0  # hidden width of the mapping network; 0 = d_model
+    mapping_activation: str = "gelu"  # gelu | relu between the two mapping layers
+    # -- prompt embeddings
+    whole_word_positions: int = 512  # rows of the whole-word embedding table
+    paper_frozen_embeddings: bool = False  # adapter modes: random N(0,1) tables, frozen
+    # -- training data (mfmrec.prompts.PromptDataset)
+    tasks: list[str] = field(default_factory=lambda: list(FAMILIES))  # families trained on
+    templates: list[str] | None = None  # template ids to train on; None: all seen ones
+    sampling: str = "per_template"  # per_template | paper (VIP5's 10/10/1 random mix)
+    max_history: int = 20  # most recent history items in sequential prompts
+    num_negatives: int = 99  # negatives listed with the positive in training candidates
+    max_input_length: int = 512  # encoder tokens per prompt
+    max_target_length: int = 64  # decoder tokens per target (explanations)
+    # -- inference
+    beams: int = 20  # beam width of constrained (and paper-style) beam search
+    decoding: str = "constrained"  # constrained (trie) | paper (free beams, parsed, dropped)
+    explain_max_tokens: int = 64  # greedy decoding length of explanations
+    score_chunk_rows: int = 0  # decoder rows per candidate-scoring pass; 0 = auto (memory)
+
+    def __post_init__(self) -> None:
+        check(bool(self.backbone), "model.backbone", "give a preset (tiny, small, base) or a "
+              "checkpoint directory")
+        check(self.tuning in TUNING_MODES, "model.tuning",
+              f"expected one of {', '.join(TUNING_MODES)}, got {self.tuning!r}")
+        check(self.reduction_factor >= 1, "model.reduction_factor", "must be >= 1")
+        for name in ("adapter_activation", "mapping_activation"):
+            check(getattr(self, name) in ACTIVATIONS, f"model.{name}",
+                  f"expected one of {', '.join(ACTIVATIONS)}, got {getattr(self, name)!r}")
+        check(self.image_tokens >= 0, "model.image_tokens", "must be >= 0 (0 = text-only)")
+        check(self.image_tokens == 0 or bool(self.image_features), "model.image_features",
+              "image_tokens > 0 needs a feature-store name (e.g. clip-vit-b32); "
+              "set image_tokens: 0 for text-only prompts")
+        check(self.mapping_hidden >= 0, "model.mapping_hidden", "must be >= 0")
+        check(self.whole_word_positions >= 2, "model.whole_word_positions", "must be >= 2")
+        self.tasks = list(self.tasks)
+        unknown = sorted(set(self.tasks) - set(FAMILIES))
+        check(not unknown and bool(self.tasks), "model.tasks",
+              f"expected a non-empty subset of {', '.join(FAMILIES)}, got {self.tasks}")
+        check(self.sampling in SAMPLINGS, "model.sampling",
+              f"expected one of {', '.join(SAMPLINGS)}, got {self.sampling!r}")
+        check(self.max_history >= 1, "model.max_history", "must be >= 1")
+        check(self.num_negatives >= 1, "model.num_negatives", "must be >= 1")
+        if self.templates is not None:
+            self.templates = list(self.templates)
+            check(bool(self.templates), "model.templates", "give template ids or null")
+        check(self.max_input_length >= 8, "model.max_input_length", "must be >= 8")
+        check(self.max_target_length >= 2, "model.max_target_length", "must be >= 2")
+        check(self.beams >= 1, "model.beams", "must be >= 1")
+        check(self.decoding in DECODINGS, "model.decoding",
+              f"expected one of {', '.join(DECODINGS)}, got {self.decoding!r}")
+        check(self.explain_max_tokens >= 1, "model.explain_max_tokens", "must be >= 1")
+        check(self.score_chunk_rows >= 0, "model.score_chunk_rows", "must be >= 0")
+        check(self.dropout is None or 0 <= self.dropout < 1, "model.dropout",
+              "must be in [0, 1) or null")
+
+    @property
+    def uses_adapters(self) -> bool:
+        return self.tuning != "full"
+
+    @property
+    def cross_adapters(self) -> bool:
+        return self.tuning == "adapters"

@@ -1,0 +1,85 @@
+"""P5-style pretraining of a T5 backbone, exported for VIP5 adapter tuning.
+
+No pretrained T5 weights ship with mfmrec, and none can be downloaded here; a backbone
+for VIP5 can instead be *pretrained on the recommendation prompts themselves*, as P5
+does: the VIP5 model in ``tuning: full`` with text-only prompts (``image_tokens: 0``)
+trains every weight on the three task families through the ordinary trainer. The result
+is exported as a plain Hugging Face checkpoint::
+
+    OUT/                     the training run (config.yaml, metrics.jsonl, final/, ...)
+    OUT/backbone/            config.json + model.safetensors (save_pretrained),
+                             the tokenizer files, prompt_embeddings.safetensors (the
+                             trained whole-word / category tables) and mfmrec.json
+
+``model.backbone: OUT/backbone`` then starts VIP5 adapter tuning from it; the tokenizer
+and prompt embeddings come along.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from mfmrec.config import check
+from mfmrec.io import atomic_dir, write_json
+
+BACKBONE_DIR = "backbone"
+PROMPT_EMBEDDINGS_FILE = "prompt_embeddings.safetensors"
+
+
+def check_pretrain_config(config) -> None:
+    """A pretraining run is VIP5 with every weight training on text-only prompts."""
+    check(config.model_name == "vip5", "model.name",
+          f"pretraining trains a vip5 backbone, got {config.model_name!r}")
+    model = config.model_config()
+    check(model.tuning == "full", "model.tuning",
+          f"pretraining trains the whole backbone: set tuning: full (got {model.tuning!r})")
+    check(model.image_tokens == 0, "model.image_tokens",
+          "pretraining uses text-only prompts (P5): set image_tokens: 0")
+
+
+def export_backbone(model, out_dir: str | Path, provenance: dict | None = None) -> Path:
+    """Write ``model``'s backbone, tokenizer and prompt embeddings as a checkpoint folder.
+
+    The folder is a valid ``model.backbone`` path: ``T5ForConditionalGeneration
+    .from_pretrained`` reads it, and so does ``AutoTokenizer.from_pretrained``.
+    """
+    from safetensors.torch import save_file
+
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        model.backbone.save_pretrained(str(tmp))
+        model.tokenizer.save_pretrained(str(tmp))
+        tables = {k: v.detach().cpu().contiguous()
+                  for k, v in model.embeddings.state_dict().items()}
+        save_file(tables, str(tmp / PROMPT_EMBEDDINGS_FILE))
+        write_json(tmp / "mfmrec.json", {
+            "kind": "P5-style pretrained T5 backbone (mfmrec pretrain)",
+            "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            **(provenance or {}),
+        })
+    return out_dir
+
+
+def pretrain(config, data_dir: str | Path, out_dir: str | Path, *, resume: bool = False,
+             quiet: bool = False):
+    """Train ``config`` into run directory ``out_dir``, then export ``out_dir/backbone``.
+
+    Returns ``(train result, backbone folder)``.
+    """
+    from accelerate.state import PartialState
+
+    from mfmrec.training.checkpoint import load_run
+    from mfmrec.training.run import train
+
+    check_pretrain_config(config)
+    result = train(config, data_dir, out_dir, resume=resume, quiet=quiet)
+    target = Path(out_dir) / BACKBONE_DIR
+    if PartialState().is_main_process:
+        loaded = load_run(out_dir, data_dir)
+        export_backbone(loaded.model, target, {
+            "run": str(Path(out_dir).resolve()), "dataset": str(loaded.dataset.root),
+            "dataset_name": loaded.dataset.name, "simulated": loaded.dataset.simulated,
+            "steps": result.state.step, "last_loss": result.last_loss,
+        })
+    return result, target

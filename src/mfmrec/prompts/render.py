@@ -1,0 +1,191 @@
+"""Render a template with one function per slot kind.
+
+A :class:`PromptContext` holds everything any template may ask about one sample (the
+user, the history, the candidates, the item in question, the review); a template picks
+what it needs by slot name. Rendering needs no tokenizer.
+
+Slot rules (as in the paper's code):
+
+* ``user_id`` is the user's number, internal index + 1 (P5's numbering also starts at 1);
+* ``user_desc`` is the reviewer name, or ``user_<number>`` when the dataset has none;
+* items are written as their prompt number (``dataset.numbers[item]``) followed by
+  ``k`` image placeholders (``<extra_id_0>``), e.g. ``1234 <extra_id_0> <extra_id_0>``;
+  histories and candidate lists join such entries with ``" , "`` or ``" -> "``;
+* ``item_id`` (input) is the bare number of the item in question; its picture comes from
+  the ``item_photo`` slot that follows it;
+* a missing title is ``unknown title``; star ratings are integers.
+
+``Rendered.image_items`` lists the internal index of the item behind each placeholder
+*group*, in order of appearance in the text; each group is ``k`` consecutive tokens.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mfmrec.errors import DataError
+from mfmrec.prompts.templates import Template
+
+PLACEHOLDER = "<extra_id_0>"
+COMMA, ARROW = " , ", " -> "
+SEPARATORS = (COMMA, ARROW)
+UNKNOWN_TITLE = "unknown title"
+_SENTINEL = re.compile(r"<extra_id_\d+>")
+
+
+@dataclass
+class PromptContext:
+    """What a template may ask about one sample; unused fields stay ``None``/empty."""
+
+    user: int  # internal user index
+    user_name: str | None = None
+    history: Sequence[int] = ()  # internal item indices, oldest first
+    candidates: Sequence[int] = ()  # internal item indices, in prompt order
+    item: int | None = None  # the item a single-item prompt asks or talks about
+    target: int | None = None  # the item to predict (sequential, candidate list)
+    label: bool | None = None  # the yes/no answer of a binary prompt
+    rating: float | None = None
+    summary: str | None = None
+    feature: str | None = None
+    explanation: str | None = None
+    separator: str = COMMA
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A rendered prompt: input text, target text (``None`` if unknown), image items."""
+
+    text: str
+    target: str | None
+    image_items: tuple[int, ...]  # one internal item index per placeholder group
+
+
+Piece = tuple[str, tuple[int, ...]]
+
+
+def user_number(user: int) -> int:
+    """The number that stands for internal user ``user`` in prompts."""
+    return int(user) + 1
+
+
+def _need(ctx: PromptContext, field: str, slot: str) -> Any:
+    value = getattr(ctx, field)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise DataError(f"prompt slot {slot!r} needs {field}, which is missing "
+                        f"(user {user_number(ctx.user)})")
+    return value
+
+
+def _clean(text: object) -> str:
+    """Free text with sentinel tokens removed (a title holding ``<extra_id_0>`` would
+    otherwise add an image slot) and whitespace collapsed."""
+    return " ".join(_SENTINEL.sub(" ", str(text)).split())
+
+
+def _photo(item: int, k: int) -> Piece:
+    return " ".join([PLACEHOLDER] * k), ((int(item),) if k else ())
+
+
+def _entry(data, item: int, k: int) -> str:
+    number = str(int(data.numbers[item]))
+    return number + (" " + " ".join([PLACEHOLDER] * k) if k else "")
+
+
+def _item_list(data, items: Sequence[int], sep: str, k: int) -> Piece:
+    text = sep.join(_entry(data, i, k) for i in items)
+    return text, (tuple(int(i) for i in items) if k else ())
+
+
+# ---- input slots: (ctx, data, k) -> (text, image items) -------------------------------
+def _user_id(ctx, data, k) -> Piece:
+    return str(user_number(ctx.user)), ()
+
+
+def _user_desc(ctx, data, k) -> Piece:
+    name = _clean(ctx.user_name or "")
+    return (name or f"user_{user_number(ctx.user)}"), ()
+
+
+def _history(ctx, data, k) -> Piece:
+    return _item_list(data, ctx.history, ctx.separator, k)
+
+
+def _candidates(ctx, data, k) -> Piece:
+    # the paper always lists candidates with commas, in training too
+    return _item_list(data, ctx.candidates, COMMA, k)
+
+
+def _item_id(ctx, data, k) -> Piece:
+    return str(int(data.numbers[_need(ctx, "item", "item_id")])), ()
+
+
+def _item_photo(ctx, data, k) -> Piece:
+    return _photo(_need(ctx, "item", "item_photo"), k)
+
+
+def _item_title(ctx, data, k) -> Piece:
+    title = data.titles[_need(ctx, "item", "item_title")]
+    return (_clean(title or "") or UNKNOWN_TITLE), ()
+
+
+def _headline(ctx, data, k) -> Piece:
+    return _clean(_need(ctx, "summary", "review_headline")), ()
+
+
+def _star(ctx, data, k) -> Piece:
+    return str(int(round(float(_need(ctx, "rating", "star_rating"))))), ()
+
+
+def _feature(ctx, data, k) -> Piece:
+    return _clean(_need(ctx, "feature", "feature")), ()
+
+
+INPUT_RENDERERS: dict[str, Callable[[PromptContext, Any, int], Piece]] = {
+    "user_id": _user_id, "user_desc": _user_desc, "purchase_history": _history,
+    "candidates": _candidates, "item_id": _item_id, "item_photo": _item_photo,
+    "item_title": _item_title, "review_headline": _headline, "star_rating": _star,
+    "feature": _feature,
+}
+
+
+# ---- target slots: (ctx, data) -> text -------------------------------------------------
+def _target_item(ctx, data) -> str:
+    return str(int(data.numbers[_need(ctx, "target", "item_id")]))
+
+
+def _yes_no(ctx, data) -> str:
+    return "yes" if _need(ctx, "label", "yes_no") else "no"
+
+
+def _explanation(ctx, data) -> str:
+    return _clean(_need(ctx, "explanation", "explanation"))
+
+
+TARGET_RENDERERS: dict[str, Callable[[PromptContext, Any], str]] = {
+    "item_id": _target_item, "groundtruth_item_ids": _target_item, "yes_no": _yes_no,
+    "explanation": _explanation, "star_rating": lambda ctx, data: _star(ctx, data, 0)[0],
+}
+
+
+def render(template: Template, ctx: PromptContext, data, image_tokens: int = 2,
+           with_target: bool = True) -> Rendered:
+    """Fill ``template`` from ``ctx``; ``data`` gives ``numbers`` and ``titles`` per item.
+
+    With ``with_target=False`` (inference) the target is ``None`` and its fields may be
+    missing from ``ctx``.
+    """
+    if image_tokens < 0:
+        raise ValueError(f"image_tokens must be >= 0, got {image_tokens}")
+    texts, items = [], []
+    for slot in template.input_slots:
+        text, slot_items = INPUT_RENDERERS[slot](ctx, data, image_tokens)
+        texts.append(text)
+        items.extend(slot_items)
+    target = None
+    if with_target:
+        target = template.target.format(*(TARGET_RENDERERS[s](ctx, data)
+                                          for s in template.target_slots))
+    return Rendered(template.input.format(*texts), target, tuple(items))

@@ -1,0 +1,250 @@
+"""Checkpoints and run directories on disk; no pickles anywhere.
+
+A checkpoint ``RUN/checkpoints/step-N/`` holds::
+
+    trainable.safetensors   only the tensors that train (frozen backbones are rebuilt)
+    optimizer.safetensors   optimizer state tensors, keyed "state/<parameter>/<name>"
+    rng.safetensors         torch (and CUDA) RNG states of every process, as byte tensors
+    state.json              step, epoch position, scheduler, grad scaler, optimizer
+                            hyper-parameters, python/numpy RNG states, references
+    config.yaml             the resolved run config
+
+Each checkpoint is written into a temporary directory and renamed into place, then the
+``RUN/checkpoints/latest`` file is replaced atomically; a run killed at any instant
+leaves the previous checkpoint usable. :func:`load_run` rebuilds a trained model from a
+run directory through the registry.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from safetensors.torch import load_file, save_file
+
+from mfmrec.errors import ConfigError
+from mfmrec.io import atomic_dir, atomic_file, write_json
+from mfmrec.training.config import RunConfig, resolve
+
+FORMAT_VERSION = 1
+TRAINABLE = "trainable.safetensors"
+_STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+# ---- tensors and states ----------------------------------------------------------------
+def _cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    # safetensors refuses views that share storage; a contiguous CPU copy each is safe
+    return {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    save_file(_cpu(tensors), str(path), metadata={"format": "pt"})
+
+
+def load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: checkpoint file missing")
+    return load_file(str(path), device="cpu")
+
+
+def rng_state() -> tuple[dict[str, torch.Tensor], dict]:
+    """This process's RNG states: torch/CUDA as byte tensors, python/numpy as JSON."""
+    tensors = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        for i, state in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"cuda.{i}"] = state
+    version, words, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    meta = {"python": [version, list(words), gauss],
+            "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)]}
+    return tensors, meta
+
+
+def set_rng_state(tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    torch.set_rng_state(tensors["torch"])
+    cuda = [tensors[k] for k in sorted((k for k in tensors if k.startswith("cuda.")),
+                                       key=lambda k: int(k.split(".")[1]))]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)
+    version, words, gauss = meta["python"]
+    random.setstate((version, tuple(words), gauss))
+    kind, keys, pos, has_gauss, cached = meta["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+
+
+def flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    """An FQN-keyed optimizer state dict -> (tensors, JSON-able rest)."""
+    tensors, scalars = {}, {}
+    for param, entries in state["state"].items():
+        for key, value in entries.items():
+            if torch.is_tensor(value):
+                tensors[f"state/{param}/{key}"] = value
+            else:
+                scalars.setdefault(str(param), {})[key] = value
+    groups = [{k: list(v) if isinstance(v, tuple) else v for k, v in g.items()}
+              for g in state["param_groups"]]
+    return tensors, {"param_groups": groups, "scalars": scalars}
+
+
+def unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    state: dict[str, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        _, rest = name.split("/", 1)
+        param, key = rest.rsplit("/", 1)
+        state.setdefault(param, {})[key] = value
+    for param, entries in meta.get("scalars", {}).items():
+        state.setdefault(param, {}).update(entries)
+    groups = [{k: tuple(v) if k == "betas" else v for k, v in g.items()}
+              for g in meta["param_groups"]]
+    return {"state": state, "param_groups": groups}
+
+
+# ---- checkpoint directories ------------------------------------------------------------
+@dataclass
+class Checkpoint:
+    """Everything a checkpoint holds, in memory."""
+
+    trainable: dict[str, torch.Tensor]
+    optimizer: dict  # FQN-keyed optimizer state dict
+    rng: list[tuple[dict[str, torch.Tensor], dict]]  # one (tensors, meta) per process
+    state: dict  # step, epoch, batch, samples, elapsed, scheduler, scaler, world_size
+
+    @property
+    def step(self) -> int:
+        return int(self.state["step"])
+
+
+def save_checkpoint(run_dir: Path, ckpt: Checkpoint, config: RunConfig, reference: dict,
+                    keep: int = 0) -> Path:
+    """Write ``checkpoints/step-N`` atomically, point ``latest`` at it, prune old ones."""
+    root = Path(run_dir) / "checkpoints"
+    target = root / f"step-{ckpt.step}"
+    opt_tensors, opt_meta = flatten_optimizer(ckpt.optimizer)
+    rng_tensors = {f"rank{r}.{k}": v for r, (t, _) in enumerate(ckpt.rng) for k, v in t.items()}
+    with atomic_dir(target) as tmp:
+        save_tensors(tmp / TRAINABLE, ckpt.trainable)
+        save_tensors(tmp / "optimizer.safetensors", opt_tensors)
+        save_tensors(tmp / "rng.safetensors", rng_tensors)
+        write_json(tmp / "state.json", {
+            **ckpt.state, "format_version": FORMAT_VERSION, "optimizer": opt_meta,
+            "rng": [meta for _, meta in ckpt.rng], "reference": reference,
+        })
+        (tmp / "config.yaml").write_text(config.to_yaml())
+    with atomic_file(root / "latest") as fh:
+        fh.write(target.name + "\n")
+    if keep:
+        for old in list_checkpoints(run_dir)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Complete checkpoint directories of a run, oldest first."""
+    root = Path(run_dir) / "checkpoints"
+    found = [(int(m.group(1)), p) for p in root.glob("step-*")
+             if (m := _STEP_DIR.match(p.name)) and (p / "state.json").is_file()]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint named by ``checkpoints/latest`` (or the newest one), else None."""
+    pointer = Path(run_dir) / "checkpoints" / "latest"
+    if pointer.is_file():
+        path = pointer.parent / pointer.read_text().strip()
+        if (path / "state.json").is_file():
+            return path
+    found = list_checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+def read_checkpoint(path: Path) -> Checkpoint:
+    path = Path(path)
+    try:
+        state = json.loads((path / "state.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path / 'state.json'}: unreadable checkpoint state ({exc})") from None
+    rng_tensors = load_tensors(path / "rng.safetensors")
+    rng = []
+    for r, meta in enumerate(state.pop("rng")):
+        prefix = f"rank{r}."
+        rng.append(({k[len(prefix):]: v for k, v in rng_tensors.items()
+                     if k.startswith(prefix)}, meta))
+    optimizer = unflatten_optimizer(load_tensors(path / "optimizer.safetensors"),
+                                    state.pop("optimizer"))
+    return Checkpoint(load_tensors(path / TRAINABLE), optimizer, rng, state)
+
+
+# ---- run directories -------------------------------------------------------------------
+def backbone_reference(model_section: dict) -> dict:
+    """Model-config fields that point at weights or tokenizers living outside the run."""
+    keys = ("backbone", "pretrained", "tokenizer", "checkpoint")
+    return {k: v for k, v in model_section.items()
+            if isinstance(v, str) and any(s in k for s in keys)}
+
+
+def read_run_config(run_dir: Path) -> RunConfig:
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir}: not a run directory (no config.yaml)")
+    return resolve(yaml.safe_load(path.read_text()) or {}, source=str(path))
+
+
+def read_run_info(run_dir: Path) -> dict:
+    path = Path(run_dir) / "run.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+@dataclass
+class LoadedRun:
+    """A trained model rebuilt from a run directory."""
+
+    model: Any  # Recommender, in eval mode, trainable tensors loaded
+    dataset: Any  # mfmrec.data.Dataset
+    config: RunConfig
+    run_dir: Path
+
+
+def build_model(config: RunConfig, dataset) -> Any:
+    """Build the registered model; seeded, so randomly initialised frozen parts match."""
+    from mfmrec.models import registry
+
+    torch.manual_seed(config.train.seed)
+    entry = registry.get(config.model_name)
+    return entry.builder(config.model_config(), dataset)
+
+
+def load_run(run_dir: str | Path, data_dir: str | Path | None = None,
+             checkpoint: str | Path | None = None) -> LoadedRun:
+    """Rebuild a run's model: the config from ``config.yaml``, the data from ``data_dir``
+    (default: the dataset path recorded in ``run.json``), and the trainable tensors from
+    ``final/`` (or ``checkpoint``, or the latest checkpoint of an unfinished run)."""
+    from mfmrec.data import load_dataset
+
+    run_dir = Path(run_dir)
+    config = read_run_config(run_dir)
+    if data_dir is None:
+        data_dir = read_run_info(run_dir).get("dataset")
+        if not data_dir:
+            raise ConfigError(f"{run_dir}/run.json: no dataset path recorded; pass data_dir")
+    dataset = load_dataset(data_dir)
+    model = build_model(config, dataset)
+    source = Path(checkpoint) if checkpoint else run_dir / "final"
+    if not (source / TRAINABLE).is_file() and checkpoint is None:
+        source = latest_checkpoint(run_dir) or source
+    if not (source / TRAINABLE).is_file():
+        raise ConfigError(f"{run_dir}: no trained weights ({source / TRAINABLE} missing)")
+    try:
+        model.load_trainable_state_dict(load_tensors(source / TRAINABLE))
+    except (KeyError, RuntimeError) as exc:  # missing/unknown names, or shape mismatches
+        raise ConfigError(f"{source / TRAINABLE}: does not fit model {config.model_name!r} "
+                          f"on {dataset.root} ({str(exc.args[0]).splitlines()[0]})") from None
+    model.eval()
+    return LoadedRun(model=model, dataset=dataset, config=config, run_dir=run_dir)

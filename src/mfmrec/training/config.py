@@ -1,0 +1,174 @@
+"""Run configs: the ``train:`` section (:class:`TrainConfig`) and the run (:class:`RunConfig`).
+
+A run YAML has three sections::
+
+    model:   {name: sasrec, hidden: 64, ...}   # validated by the model's config class
+    train:   {epochs: 10, batch_size: 256, ...} # TrainConfig
+    eval:    {...}                               # optional; read by the evaluator
+
+:func:`load_run_config` reads the YAML, applies dotted ``key=value`` overrides, builds
+the ``TrainConfig`` and the model's config class from the registry (unknown keys are
+refused everywhere) and returns a :class:`RunConfig` whose ``model`` dict is *resolved*:
+every field of the model config with its value, defaults included. That resolved form
+is what a run directory stores in ``config.yaml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mfmrec.config import apply_overrides, build, check, load_yaml, to_dict
+from mfmrec.errors import ConfigError
+
+PRECISIONS = ("auto", "no", "bf16", "fp16")
+STRATEGIES = ("ddp", "fsdp")
+SECTIONS = ("model", "train", "eval")
+
+
+@dataclass
+class TrainConfig:
+    """How to train; the same fields for every model."""
+
+    epochs: int = 10  # passes over the training samples
+    batch_size: int = 32  # samples per process per micro-batch (global = x processes x accum)
+    lr: float = 1e-3  # peak learning rate of AdamW
+    weight_decay: float = 0.01  # AdamW decoupled decay on matrices (biases/norms get none)
+    adam_eps: float = 1e-6  # AdamW epsilon
+    adam_betas: tuple[float, float] = (0.9, 0.999)  # AdamW (beta1, beta2)
+    warmup_ratio: float = 0.1  # share of the optimizer steps with linear warm-up
+    grad_clip: float = 5.0  # max global gradient norm; 0 disables clipping
+    # auto (bf16 autocast where supported, fp16 on older CUDA, none on CPU) | no | bf16 | fp16;
+    # typed str | bool because YAML reads a bare `no` as false, which means "no" here too
+    precision: str | bool = "auto"
+    seed: int = 2022  # model init, data order, per-sample randomness, dropout
+    max_steps: int | None = None  # optional cap on optimizer steps (the schedule ends there)
+    checkpoint_every: int = 0  # optimizer steps between checkpoints; 0: only at epoch ends
+    keep_checkpoints: int = 2  # most recent checkpoints kept on disk; 0 keeps all
+    log_every: int = 10  # optimizer steps between metrics.jsonl lines
+    num_workers: int = 0  # DataLoader worker processes
+    distributed: str = "ddp"  # ddp | fsdp (used when launched on several processes)
+    gradient_accumulation: int = 1  # micro-batches per optimizer step
+    find_unused_parameters: bool = False  # DDP: set when some parameters skip some batches
+    cpu: bool = False  # train on the CPU even when an accelerator is present
+    deterministic: bool = False  # deterministic GPU kernels: bit-exact resume on CUDA too
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "log_every", "gradient_accumulation"):
+            check(getattr(self, name) >= 1, f"train.{name}", "must be >= 1")
+        for name in ("checkpoint_every", "keep_checkpoints", "num_workers", "seed"):
+            check(getattr(self, name) >= 0, f"train.{name}", "must be >= 0")
+        check(self.lr > 0, "train.lr", f"must be > 0, got {self.lr}")
+        check(self.weight_decay >= 0, "train.weight_decay", "must be >= 0")
+        check(self.adam_eps > 0, "train.adam_eps", "must be > 0")
+        check(len(self.adam_betas) == 2 and all(0 <= b < 1 for b in self.adam_betas),
+              "train.adam_betas", f"expected two numbers in [0, 1), got {self.adam_betas}")
+        self.adam_betas = tuple(float(b) for b in self.adam_betas)
+        check(0 <= self.warmup_ratio < 1, "train.warmup_ratio",
+              f"must be in [0, 1), got {self.warmup_ratio}")
+        check(self.grad_clip >= 0, "train.grad_clip", "must be >= 0 (0 disables clipping)")
+        if self.precision is False:
+            self.precision = "no"
+        check(self.precision in PRECISIONS, "train.precision",
+              f"expected one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        check(self.distributed in STRATEGIES, "train.distributed",
+              f"expected one of {', '.join(STRATEGIES)}, got {self.distributed!r}")
+        check(self.max_steps is None or self.max_steps >= 1, "train.max_steps",
+              f"must be >= 1 or null, got {self.max_steps}")
+
+
+# fields that may change between a run and its resumption without changing the result
+RESUMABLE_CHANGES = frozenset({
+    "train.num_workers", "train.log_every", "train.checkpoint_every", "train.keep_checkpoints",
+})
+
+
+@dataclass
+class RunConfig:
+    """A whole run: the resolved model section, the trainer config, the eval section."""
+
+    model: dict  # {"name": registry name, **every field of the model's config}
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check(isinstance(self.model, dict) and isinstance(self.model.get("name"), str),
+              "model.name", "a run config needs model.name (a registered model)")
+        check(isinstance(self.eval, dict), "eval", "expected a section")
+
+    @property
+    def model_name(self) -> str:
+        return self.model["name"]
+
+    def model_config(self) -> Any:
+        """The model's typed config, built from the registry's config class."""
+        from mfmrec.models import registry
+
+        entry = registry.get(self.model_name)
+        fields = {k: v for k, v in self.model.items() if k != "name"}
+        return build(entry.config_cls, fields, prefix="model.")
+
+    def to_dict(self) -> dict:
+        train = to_dict(self.train)
+        train["adam_betas"] = list(train["adam_betas"])
+        return {"model": dict(self.model), "train": train, "eval": dict(self.eval)}
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def resolve(data: dict, source: str = "config") -> RunConfig:
+    """Validate a run-config mapping and fill every default (model fields included)."""
+    unknown = sorted(set(data) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"{source}: unknown section {unknown[0]!r} "
+                          f"(known: {', '.join(SECTIONS)})")
+    model = data.get("model")
+    if not isinstance(model, dict) or not isinstance(model.get("name"), str):
+        raise ConfigError(f"{source}: config field model.name: a run config needs a "
+                          "model section with a name")
+    train = build(TrainConfig, data.get("train") or {}, prefix="train.")
+    run = RunConfig(model=dict(model), train=train, eval=dict(data.get("eval") or {}))
+    model_cfg = run.model_config()
+    if dataclasses.is_dataclass(model_cfg):
+        # only constructor fields: the resolved dict must build the same config again
+        init = {f.name for f in dataclasses.fields(model_cfg) if f.init}
+        values = {k: v for k, v in to_dict(model_cfg).items() if k in init}
+        run.model = {"name": run.model_name, **_plain(values)}
+    return run
+
+
+def _plain(value: Any) -> Any:
+    """Tuples and frozensets as lists, so the resolved config dumps as plain YAML."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted(_plain(v) for v in value)
+    return value
+
+
+def load_run_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Read a run YAML, apply dotted overrides, validate every section."""
+    data = apply_overrides(load_yaml(path), list(overrides))
+    return resolve(data, source=str(path))
+
+
+def differences(old: RunConfig, new: RunConfig) -> list[str]:
+    """Dotted keys whose values differ between two resolved run configs."""
+    out: list[str] = []
+
+    def walk(a: Any, b: Any, prefix: str) -> None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in sorted(set(a) | set(b)):
+                walk(a.get(key), b.get(key), f"{prefix}{key}.")
+        elif a != b:
+            out.append(prefix.rstrip("."))
+
+    walk(old.to_dict(), new.to_dict(), "")
+    return out
