@@ -28,8 +28,11 @@ import torch
 from mfmrec.data import load_dataset
 from mfmrec.features.store import load_features
 
-STOPWORDS = set("""a an and the for with of in on to by from at or as is it this that
-new set pack pcs piece size ounce ounces inch oz ml men women mens womens kit""".split())
+STOPWORDS = {
+    "a", "an", "and", "the", "for", "with", "of", "in", "on", "to", "by", "from", "at", "or",
+    "as", "is", "it", "this", "that", "new", "set", "pack", "pcs", "piece", "size", "ounce",
+    "ounces", "inch", "oz", "ml", "men", "women", "mens", "womens", "kit",
+}
 
 
 def top_k(matrix: torch.Tensor, k: int, block: int = 1024) -> np.ndarray:

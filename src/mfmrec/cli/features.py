@@ -41,18 +41,24 @@ def extract_cmd(
                                "exists."),
     quiet: bool = QUIET,
 ) -> None:
-    """Encode every item into features/<name>.safetensors (resumable: re-run after an
-    interruption and finished batches are kept)."""
+    """Encode every item into features/<name>.safetensors.
+
+    Resumable: after an interruption, re-run the same command and finished batches are
+    kept. Items without an input are recorded as missing, never silently zero.
+    """
     from mfmrec.features.extract import extract_features
 
     res = extract_features(data_dir, encoder, model_path=model_path, images_dir=images,
                            batch_size=batch_size, device=device, layers=layers, name=name,
                            force=force, quiet=quiet)
-    state = "up to date" if res.up_to_date else (
-        f"encoded {res.encoded}" + (f", reused {res.reused} from an interrupted run"
-                                    if res.reused else ""))
+    if res.up_to_date:
+        typer.echo(f"{res.path}: up to date ({res.num_items} items, {res.num_missing} without "
+                   "input; --force recomputes)")
+        return
+    reused = f", reused {res.reused} from an interrupted run" if res.reused else ""
     typer.echo(f"wrote {res.path}: {res.num_items} items, {res.num_missing} without input "
-               f"({state})" + (f"; layers in {res.layers_path}" if res.layers_path else ""))
+               f"(encoded {res.encoded}{reused})"
+               + (f"; layers in {res.layers_path}" if res.layers_path else ""))
 
 
 @features_app.command("import")
@@ -99,8 +105,11 @@ def images_cmd(
     max_mb: float = typer.Option(10.0, "--max-mb", help="Refuse larger images (MB)."),
     quiet: bool = QUIET,
 ) -> None:
-    """Attach item images: download them (resumable, failures reported in
-    images/report.json, never fatal) or point at a local folder."""
+    """Attach item images: download them from URLs, or point at a local folder.
+
+    Downloads resume (valid files are kept), and failures are reported in
+    images/report.json, never fatal.
+    """
     from mfmrec.features.download import DownloadConfig
     from mfmrec.features.ingest import IMAGES_DIR, REPORT, ingest_images
 
@@ -129,8 +138,11 @@ def import_products_cmd(
                                      "only the photo shows them."),
     name: str = typer.Option(None, help="Dataset name (default: fashion-products-sim)."),
 ) -> None:
-    """Import a product-photo catalogue with SIMULATED users whose tastes depend on what
-    the photos show (colour, article type), plus templated reviews."""
+    """Import a product-photo catalogue with SIMULATED users and reviews.
+
+    Simulated tastes depend on what the photos show (colour, article type); reviews are
+    templated. dataset.json marks everything simulated.
+    """
     from mfmrec.data import load_dataset, write_dataset
     from mfmrec.data.importers.products import import_products
 

@@ -29,6 +29,9 @@ _MODULES = {
     "peter+": "mfmrec.models.peter",
     "vip5": "mfmrec.models.vip5",
     "iisan": "mfmrec.models.iisan",
+    "iisan-uncached": "mfmrec.models.iisan",
+    "mm-full-ft": "mfmrec.models.iisan",
+    "mm-encoder-adapters": "mfmrec.models.iisan",
 }
 
 

@@ -18,11 +18,11 @@ Generative model (the point: preferences depend on what a photo shows):
    taste for the item's colour/type relative to its favourite. A templated review
    (summary, explanation, feature word, text) follows from the rating and the aspect.
 
-``hide_in_text`` removes the named attributes' words (every value the catalogue uses,
-longest first, allowing ``T-shirt``/``Tshirts`` style variants) from the titles, so that
-only the photo tells them; the attributes themselves stay in ``items.parquet`` for
-analysis, and ``dataset.json`` lists them under ``hidden_in_text`` so that no model
-builds text from them.
+``hide_in_text`` removes the named attributes' words (every value the catalogue uses, plus
+a few colour synonyms, longest first, allowing ``T-shirt``/``Tshirts`` variants) from the
+titles, so that only the photo tells them; the attributes themselves stay in
+``items.parquet`` for analysis, and ``dataset.json`` lists them under ``hidden_in_text``
+so that no model builds text from them.
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ from mfmrec.errors import DataError, located
 REQUIRED = ("id", "articleType", "baseColour", "productDisplayName")
 HIDEABLE = ("baseColour", "articleType", "gender", "usage", "season", "subCategory",
             "masterCategory")
+# colour words titles use that are not baseColour values ("Navy" for "Navy Blue", ...)
+EXTRA_WORDS = {"baseColour": ("navy", "golden", "gray", "multicolour", "multicolor",
+                              "multicoloured", "turquoise", "violet")}
 PARAMS = {"taste_concentration": 2.0, "noise": 0.05, "repeat_type": 0.3,
           "colour_floor": 0.001, "popularity_sigma": 0.5, "rating_noise": 0.6}
 FIRST = ("Anna", "Ben", "Chloe", "David", "Emma", "Farid", "Grace", "Hiro", "Isla", "Jonas",
@@ -213,7 +216,8 @@ def _titles(rows: list[dict], hide: tuple[str, ...]) -> tuple[list[str | None], 
     titles = [row["productDisplayName"] for row in rows]
     leaks = {}
     for attr in hide:
-        titles = hide_words(titles, [row.get(attr, "") for row in rows])
+        vocab = [row.get(attr, "") for row in rows] + list(EXTRA_WORDS.get(attr, ()))
+        titles = hide_words(titles, vocab)
     for attr in hide:  # titles that still name their own value (a synonym the rule misses)
         leaks[attr] = sum(bool(row.get(attr)) and re.search(_loose(row[attr]), t, re.I)
                           is not None for row, t in zip(rows, titles, strict=True))

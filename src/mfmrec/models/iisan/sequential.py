@@ -1,0 +1,184 @@
+"""What every IISAN-family model shares: a SASRec-style user encoder over item vectors that
+come from item *content*, trained with an in-batch softmax, scored over all items.
+
+Subclasses differ only in :meth:`ContentSequenceModel.item_vectors` (cached side network,
+side network over live frozen encoders, fine-tuned encoders, encoders with adapters).
+
+Training samples are SASRec's ``sequence`` samples (one per user, every position
+predicts the next item). A batch carries its *unique* items once: each item's vector is
+computed once per step however often it occurs, and those unique items are the in-batch
+candidates of the loss::
+
+    logits[m, j] = <h_m, v_j> - log pop_j        (log-Q correction: popular items appear as
+                                                  in-batch negatives more often)
+
+where ``pop`` counts each item's occurrences in the training sequences. Items the same
+user interacts with inside the batch (other than the target) are masked out, so a later
+positive is never pushed down as a negative.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mfmrec.models.base import DIRECT, SEQUENTIAL, Recommender
+from mfmrec.models.sampling import model_device, pad_left
+from mfmrec.models.sasrec import Block, SASRecConfig, SequenceSamples
+
+PAD = -1  # padding / untrained position in the batch's position tensors
+
+
+def log_popularity(train_sequences: list[np.ndarray], num_items: int) -> torch.Tensor:
+    """(N,) log of each item's count in the training sequences (an unseen item counts 1)."""
+    parts = [np.asarray(s, np.int64) for s in train_sequences]
+    seen = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    counts = np.bincount(seen, minlength=num_items)[:num_items]
+    return torch.from_numpy(np.log(np.maximum(counts, 1).astype(np.float64))).float()
+
+
+def collate_unique(samples: list[dict]) -> dict:
+    """SASRec sequence samples -> unique batch items and positions into them.
+
+    ``items`` (U,) sorted unique item indices; ``input_pos``/``target_pos`` (B, L) index
+    into ``items`` (``PAD`` for left padding / untrained positions).
+    """
+    n = max(len(s["input"]) for s in samples)
+    inputs = pad_left([s["input"] for s in samples], n, PAD)  # (B, L)
+    targets = pad_left([s["target"] for s in samples], n, PAD)  # (B, L); IGNORE == PAD
+    in_mask, tg_mask = inputs != PAD, targets >= 0
+    items, inverse = torch.unique(torch.cat([inputs[in_mask], targets[tg_mask]]),
+                                  return_inverse=True)
+    input_pos = torch.full_like(inputs, PAD)
+    target_pos = torch.full_like(targets, PAD)
+    k = int(in_mask.sum())
+    input_pos[in_mask] = inverse[:k]
+    target_pos[tg_mask] = inverse[k:]
+    return {"items": items, "input_pos": input_pos, "target_pos": target_pos}
+
+
+class UserEncoder(nn.Module):
+    """SASRec's causal self-attention blocks over a sequence of item vectors."""
+
+    def __init__(self, cfg: SASRecConfig):
+        super().__init__()
+        self.max_len = cfg.max_len
+        self.pos_emb = nn.Embedding(cfg.max_len, cfg.hidden)
+        self.emb_norm = nn.LayerNorm(cfg.hidden)
+        self.drop = nn.Dropout(cfg.hidden_dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
+        self.final_norm = nn.LayerNorm(cfg.hidden) if cfg.norm_first else nn.Identity()
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """x (B, L, d) left-padded item vectors, valid (B, L) -> (B, L, d) states."""
+        b, n, _ = x.shape
+        pos = torch.arange(self.max_len - n, self.max_len, device=x.device)
+        x = torch.where(valid[..., None], x, torch.zeros_like(x))
+        h = self.drop(self.emb_norm(x + self.pos_emb(pos)))  # (B, L, d)
+        causal = torch.ones(n, n, dtype=torch.bool, device=x.device).tril()
+        eye = torch.eye(n, dtype=torch.bool, device=x.device)
+        # a padding query attends to itself only, so no attention row is empty
+        allowed = (causal & valid[:, None, None, :]) | eye  # (B, 1, L, L)
+        mask = torch.zeros(allowed.shape, dtype=h.dtype, device=x.device)
+        mask = mask.masked_fill(~allowed, torch.finfo(h.dtype).min)
+        for block in self.blocks:
+            h = block(h, mask)
+        return self.final_norm(h)
+
+
+class ContentSequenceModel(Recommender):
+    """Base of the IISAN family; subclasses implement :meth:`item_vectors`."""
+
+    tasks = frozenset({SEQUENTIAL, DIRECT})
+
+    def __init__(self, user_cfg: SASRecConfig, num_items: int, log_pop: torch.Tensor,
+                 logq: bool = True, score_chunk: int = 512):
+        super().__init__()
+        self.user_cfg, self.num_items = user_cfg, num_items
+        self.logq, self.score_chunk = logq, score_chunk
+        self.user_encoder = UserEncoder(user_cfg)
+        self.register_buffer("log_pop", log_pop.float(), persistent=False)  # (N,)
+        self._table: torch.Tensor | None = None  # all item vectors, eval mode only
+
+    def item_vectors(self, items: torch.Tensor) -> torch.Tensor:
+        """(U,) item indices -> (U, hidden) item vectors (with gradients when training)."""
+        raise NotImplementedError
+
+    # ---- training ----------------------------------------------------------------------
+    def train_data(self, dataset, split: str = "train", seed: int = 0) -> SequenceSamples:
+        if split != "train":
+            raise ValueError(f"{self.name} trains on the 'train' split only, got {split!r}")
+        return SequenceSamples(dataset.train_sequences, self.num_items, self.user_cfg, seed)
+
+    def collate(self, samples: list[dict]) -> dict:
+        return collate_unique(samples)
+
+    def training_loss(self, batch: dict) -> torch.Tensor:
+        device = model_device(self)
+        items = batch["items"].to(device)  # (U,)
+        input_pos = batch["input_pos"].to(device)  # (B, L)
+        target_pos = batch["target_pos"].to(device)  # (B, L)
+        vectors = self.item_vectors(items)  # (U, d)
+        valid = input_pos != PAD
+        hidden = self.user_encoder(vectors[input_pos.clamp(min=0)], valid)  # (B, L, d)
+        trained = target_pos != PAD  # (B, L)
+        logits = hidden[trained] @ vectors.T  # (M, U)
+        if self.logq:
+            logits = logits - self.log_pop[items]
+        target = target_pos[trained]  # (M,)
+        own = self._user_items(input_pos, target_pos, len(items))  # (B, U)
+        rows = trained.nonzero()[:, 0]  # (M,) the user of each trained position
+        others = own[rows] & ~F.one_hot(target, len(items)).bool()  # (M, U)
+        logits = logits.masked_fill(others, torch.finfo(logits.dtype).min)
+        return F.cross_entropy(logits, target)
+
+    @staticmethod
+    def _user_items(input_pos: torch.Tensor, target_pos: torch.Tensor, n: int) -> torch.Tensor:
+        """(B, U) bool: which of the batch's unique items each user touches."""
+        own = torch.zeros(input_pos.shape[0], n + 1, dtype=torch.bool, device=input_pos.device)
+        for pos in (input_pos, target_pos):
+            own.scatter_(1, torch.where(pos == PAD, n, pos), True)  # column n soaks up padding
+        return own[:, :n]
+
+    # ---- scoring -----------------------------------------------------------------------
+    def train(self, mode: bool = True):
+        self._table = None  # item vectors change once training resumes
+        return super().train(mode)
+
+    def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        super().load_trainable_state_dict(state)
+        self._table = None
+
+    @torch.no_grad()
+    def all_item_vectors(self) -> torch.Tensor:
+        """(N, d) every item's vector, in chunks; kept while the model stays in eval mode."""
+        if self._table is not None:
+            return self._table
+        device = model_device(self)
+        parts = [self.item_vectors(torch.arange(s, min(s + self.score_chunk, self.num_items),
+                                                device=device))
+                 for s in range(0, self.num_items, self.score_chunk)]
+        table = torch.cat(parts)  # (N, d)
+        if not self.training:
+            self._table = table
+        return table
+
+    def user_states(self, histories: list[torch.Tensor], table: torch.Tensor) -> torch.Tensor:
+        """(B, d): the encoder state at each history's most recent item."""
+        items = pad_left([h.cpu() for h in histories], self.user_cfg.max_len, PAD)  # (B, L)
+        items = items.to(table.device)
+        valid = items != PAD
+        return self.user_encoder(table[items.clamp(min=0)], valid)[:, -1]
+
+    @torch.no_grad()
+    def score_items(self, users: torch.Tensor, histories: list[torch.Tensor]) -> torch.Tensor:
+        table = self.all_item_vectors()  # (N, d)
+        return self.user_states(histories, table) @ table.T  # (B, N)
+
+    @torch.no_grad()
+    def score_candidates(self, users, histories, candidates, prompt=None) -> torch.Tensor:
+        table = self.all_item_vectors()
+        state = self.user_states(histories, table)  # (B, d)
+        return (table[candidates.to(table.device)] * state[:, None, :]).sum(-1)  # (B, C)
