@@ -7,9 +7,11 @@ import torch
 from transformers import LogitsProcessorList
 from transformers.modeling_outputs import BaseModelOutput
 
+from mfmrec.evaluation import decoding, packing
 from mfmrec.evaluation.decoding import (
     ItemTrie,
     TrieLogitsProcessor,
+    block_causal_mask,
     constrained_beam_search,
     parse_number,
     teacher_forced_scores,
@@ -156,6 +158,26 @@ def test_unconstrained_method_counts_what_it_drops(t5, encoded):
     assert result.values == [[0], [1], [1, 2]]
     assert result.invalid == 3 and result.duplicates == 2
     assert enc.last_hidden_state.shape[0] == 3  # the caller's encoder outputs are untouched
+
+
+def test_block_causal_mask():
+    keep = block_causal_mask(2, 2, torch.float32, torch.device("cpu"))[0, 0] == 0
+    assert keep.tolist() == [[True, False, False, False], [True, True, False, False],
+                             [False, False, True, False], [False, False, True, True]]
+
+
+def test_packed_rows_equal_one_row_per_sequence(t5, encoded, monkeypatch):
+    """Rows of an example decoded side by side (T5) == each row in its own sequence."""
+    enc, mask, _ = encoded
+    cands = _padded(ITEM_SEQS, 3)
+    packed = teacher_forced_scores(t5, enc, mask, cands)
+    beams = _beam(t5, enc, mask, ItemTrie(ITEM_SEQS), k=4)
+    assert decoding.packable(t5)
+    monkeypatch.setattr(packing, "packable", lambda model: False)
+    assert torch.allclose(teacher_forced_scores(t5, enc, mask, cands), packed, atol=1e-5)
+    alone = _beam(t5, enc, mask, ItemTrie(ITEM_SEQS), k=4)
+    assert alone.values == beams.values
+    assert torch.allclose(torch.tensor(alone.scores), torch.tensor(beams.scores), atol=1e-5)
 
 
 def test_parse_number():

@@ -26,6 +26,14 @@ import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 from transformers.modeling_outputs import BaseModelOutput
 
+from mfmrec.evaluation.packing import (  # noqa: F401  (re-exported: part of this API)
+    RowDecoder,
+    block_causal_mask,
+    encoder_hidden,
+    expand_encoder,
+    packable,
+)
+
 NEG_INF = float("-inf")
 
 
@@ -140,40 +148,54 @@ class BeamResult:
     scores: list[list[float]]
 
 
-def expand_encoder(encoder_outputs: BaseModelOutput | torch.Tensor, attention_mask: torch.Tensor,
-                   index: torch.Tensor) -> tuple[BaseModelOutput, torch.Tensor]:
-    """Encoder states and mask of rows ``index`` (repeats allowed): one encoder pass, many uses."""
-    return BaseModelOutput(last_hidden_state=_hidden(encoder_outputs)[index]), \
-        attention_mask[index]
-
-
-def _hidden(encoder_outputs: BaseModelOutput | torch.Tensor) -> torch.Tensor:
-    if isinstance(encoder_outputs, torch.Tensor):
-        return encoder_outputs  # (B, L, d)
-    return encoder_outputs.last_hidden_state
-
-
-def _next_log_probs(model, encoder_outputs, attention_mask, decoder_input_ids) -> torch.Tensor:
-    out = model(encoder_outputs=encoder_outputs, attention_mask=attention_mask,
-                decoder_input_ids=decoder_input_ids, use_cache=False)
-    return out.logits[:, -1].float().log_softmax(-1)  # (N, V)
-
-
-def _constrain(logp: torch.Tensor, nodes: list, finished: torch.Tensor, pad: int) -> torch.Tensor:
-    """Log-probs with off-trie tokens at -inf; finished rows may only repeat pad at no cost."""
-    masked = torch.full_like(logp, NEG_INF)  # (N, V)
+def _extensions(nodes: list, finished: list[bool], pad: int, device) -> tuple[torch.Tensor, ...]:
+    """(rows, tokens) of every allowed next token: a running beam's trie children, a
+    finished beam's pad; dead beams (None) have none."""
     rows, toks = [], []
     for r, node in enumerate(nodes):
-        if node is None or finished[r]:
-            continue
-        allowed = node.allowed()
-        rows.append(torch.full_like(allowed, r))
-        toks.append(allowed)
-    if rows:
-        r_idx, t_idx = torch.cat(rows).to(logp.device), torch.cat(toks).to(logp.device)
-        masked[r_idx, t_idx] = logp[r_idx, t_idx]
-    masked[finished, pad] = 0.0
-    return masked
+        if finished[r]:
+            rows.append(r)
+            toks.append(torch.tensor([pad]))
+        elif node is not None:
+            rows.append(r)
+            toks.append(node.allowed())
+    if not rows:
+        return torch.zeros(0, dtype=torch.long, device=device), \
+            torch.zeros(0, dtype=torch.long, device=device)
+    counts = torch.tensor([len(t) for t in toks])
+    return (torch.tensor(rows).repeat_interleave(counts).to(device),
+            torch.cat(toks).to(device))
+
+
+def _best_extensions(logits: torch.Tensor, nodes: list, finished: list[bool],
+                     scores: torch.Tensor, width: int, k: int, pad: int):
+    """The k best allowed extensions of each example's ``width`` beams, best first.
+
+    Only allowed tokens are scored (a log-softmax read at a few entries per row, not a
+    (B, W*V) matrix to sort): a running beam's child at score + log-prob, a finished beam's
+    pad at no cost. Returns (scores (B, K), parent beam (B, K), token (B, K)); slots with
+    no extension left get score -inf.
+    """
+    n, device = logits.shape[0], logits.device
+    batch = n // width
+    r_idx, t_idx = _extensions(nodes, finished, pad, device)  # (E,), (E,)
+    done = torch.tensor(finished, dtype=torch.bool, device=device)[r_idx]
+    norm = logits.logsumexp(-1)  # (N,) the softmax normaliser
+    gain = torch.where(done, 0.0, logits[r_idx, t_idx] - norm[r_idx])
+    value = scores.reshape(-1)[r_idx] + gain  # (E,)
+    example = r_idx // width
+    counts = torch.bincount(example, minlength=batch)  # (B,)
+    start = counts.cumsum(0) - counts
+    width_e = max(k, int(counts.max()) if len(counts) else 0)
+    dense = torch.full((batch, width_e), NEG_INF, device=device)  # (B, M)
+    dense[example, torch.arange(len(r_idx), device=device) - start[example]] = value
+    best, pos = dense.topk(k, dim=1)  # (B, K)
+    flat = (start[:, None] + pos).clamp(max=max(len(r_idx) - 1, 0))
+    live = best > NEG_INF
+    zero = torch.zeros_like(pos)
+    parent = torch.where(live, r_idx[flat] % width, zero) if len(r_idx) else zero
+    token = torch.where(live, t_idx[flat], torch.full_like(pos, pad)) if len(r_idx) else zero
+    return best, parent, token
 
 
 @torch.no_grad()
@@ -187,26 +209,29 @@ def constrained_beam_search(
     Finished hypotheses stay in the beam (extended by pad at zero cost) and compete with
     running ones, so the result is the ``num_beams`` best complete items the search found,
     best first. The decoder re-reads its short prefix each step (item numbers are a few
-    tokens), which keeps the search independent of transformers' cache classes.
+    tokens), so no cache has to follow the beams; the K beams of an example are decoded
+    together (:class:`RowDecoder`).
     """
     batch = attention_mask.shape[0]
     k = num_beams
     device = attention_mask.device
-    enc, mask = expand_encoder(encoder_outputs, attention_mask,
-                               torch.arange(batch, device=device).repeat_interleave(k))
     seqs = torch.full((batch * k, 1), decoder_start_token_id, dtype=torch.long, device=device)
     scores = torch.full((batch, k), NEG_INF, device=device)
     scores[:, 0] = 0.0  # one live beam per example at the start: no duplicate paths
     nodes = [_trie_for(tries, b).root for b in range(batch) for _ in range(k)]
     finished = torch.zeros(batch * k, dtype=torch.bool, device=device)
     depth = max(_trie_for(tries, b).max_depth for b in range(batch))
-    for _ in range(depth):
-        logp = _constrain(_next_log_probs(model, enc, mask, seqs), nodes, finished, pad_token_id)
-        vocab = logp.shape[1]
-        cand = (scores.reshape(-1, 1) + logp).reshape(batch, k * vocab)  # (B, K*V)
-        scores, flat = cand.topk(k, dim=1)  # (B, K)
-        parent = (flat // vocab + torch.arange(batch, device=device)[:, None] * k).reshape(-1)
-        token = (flat % vocab).reshape(-1)
+    decoder = RowDecoder(model, encoder_outputs, attention_mask)
+    for step in range(depth):
+        width = 1 if step == 0 else k  # at the start the K beams of an example are one root
+        beams = torch.arange(k, device=device)[:width]
+        logits = decoder(seqs.reshape(batch, k, -1)[:, :width], last_only=True)
+        rows = (torch.arange(batch, device=device)[:, None] * k + beams).reshape(-1).tolist()
+        scores, beam, token = _best_extensions(
+            logits.reshape(batch * width, -1).float(), [nodes[r] for r in rows],
+            finished[rows].tolist(), scores[:, :width], width, k, pad_token_id)  # (B, K) each
+        parent = (beam + torch.arange(batch, device=device)[:, None] * k).reshape(-1)
+        token = token.reshape(-1)
         seqs = torch.cat([seqs[parent], token[:, None]], dim=1)
         alive = scores.reshape(-1) > NEG_INF
         was_finished = finished[parent]
@@ -249,24 +274,22 @@ def teacher_forced_scores(
     """(B, C) log-likelihood of each candidate's target ids under teacher forcing.
 
     ``cand_token_ids`` is (B, C, T), padded with -100 (each row ends with eos). The encoder
-    ran once; its states are gathered per (example, candidate) row. ``chunk_rows`` bounds
-    how many rows one decoder pass takes (the (rows, T, V) logits dominate memory).
+    ran once; the C candidates of an example are decoded together (:class:`RowDecoder`).
+    ``chunk_rows`` bounds how many (example, candidate) rows one decoder pass takes (the
+    (rows, T, V) logits dominate memory); a pass takes at least one candidate per example.
     """
     batch, n_cand, _ = cand_token_ids.shape
-    labels = cand_token_ids.reshape(batch * n_cand, -1)  # (B*C, T)
-    owner = torch.arange(batch, device=labels.device).repeat_interleave(n_cand)
-    step = chunk_rows or labels.shape[0]
+    step = max(1, chunk_rows // batch) if chunk_rows else n_cand  # candidates per pass
+    decoder = RowDecoder(model, encoder_outputs, attention_mask)
     out = []
-    for start in range(0, labels.shape[0], step):
-        lab = labels[start:start + step]
-        enc, mask = expand_encoder(encoder_outputs, attention_mask, owner[start:start + step])
-        dec_in = model.prepare_decoder_input_ids_from_labels(lab)
-        logits = model(encoder_outputs=enc, attention_mask=mask, decoder_input_ids=dec_in,
-                       use_cache=False).logits.float()  # (R, T, V)
+    for start in range(0, n_cand, step):
+        lab = cand_token_ids[:, start:start + step]  # (B, c, T)
+        dec_in = model.prepare_decoder_input_ids_from_labels(lab.reshape(-1, lab.shape[-1]))
+        logits = decoder(dec_in.reshape(lab.shape)).float()  # (B, c, T, V)
         valid = lab != -100
         tok_logp = logits.log_softmax(-1).gather(-1, lab.clamp(min=0)[..., None])[..., 0]
-        out.append((tok_logp * valid).sum(-1))  # (R,)
-    return torch.cat(out).reshape(batch, n_cand)
+        out.append((tok_logp * valid).sum(-1))  # (B, c)
+    return torch.cat(out, dim=1)
 
 
 # ---- the papers' method -----------------------------------------------------------------------
@@ -287,7 +310,7 @@ def unconstrained_beam_search(
 ) -> ParsedBeams:
     """P5/VIP5's decoding: plain beam search, strings parsed, unparseable ones dropped."""
     # a fresh wrapper: generate expands encoder_outputs *in place* to one row per beam
-    enc = BaseModelOutput(last_hidden_state=_hidden(encoder_outputs))
+    enc = BaseModelOutput(last_hidden_state=encoder_hidden(encoder_outputs))
     out = model.generate(
         encoder_outputs=enc, attention_mask=attention_mask, num_beams=num_beams,
         num_return_sequences=num_beams, max_new_tokens=max_new_tokens, do_sample=False,
