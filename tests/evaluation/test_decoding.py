@@ -174,6 +174,7 @@ def test_packed_rows_equal_one_row_per_sequence(t5, encoded, monkeypatch):
     beams = _beam(t5, enc, mask, ItemTrie(ITEM_SEQS), k=4)
     assert decoding.packable(t5)
     monkeypatch.setattr(packing, "packable", lambda model: False)
+    monkeypatch.setattr(decoding, "packable", lambda model: False)
     assert torch.allclose(teacher_forced_scores(t5, enc, mask, cands), packed, atol=1e-5)
     alone = _beam(t5, enc, mask, ItemTrie(ITEM_SEQS), k=4)
     assert alone.values == beams.values
@@ -183,3 +184,65 @@ def test_packed_rows_equal_one_row_per_sequence(t5, encoded, monkeypatch):
 def test_parse_number():
     assert parse_number(" 42 ", {42: 5}) == 5
     assert parse_number("42a", {42: 5}) is None and parse_number("43", {42: 5}) is None
+
+
+# ---- prefix-tree scoring ------------------------------------------------------------------
+LONG = [5] * 17 + [6, 1]  # 19 tokens: T5's decoder buckets distances >= 16 logarithmically
+PER_EXAMPLE = [  # each example its own candidates: shared prefixes, repeats, ragged lengths
+    [[5, 1], [5, 6, 1], [5, 6, 7, 1], [8, 1], LONG, [5, 6, 1]],
+    [[9, 1], [12, 6, 1], [12, 7, 1], [12, 6, 9, 1], [11, 1], [13, 1]],
+    [LONG, LONG[:-2] + [7, 1], [5, 1], [8, 9, 10, 1], [8, 9, 1], [8, 1]],
+]
+
+
+def _per_candidate_reference(t5, ids, mask, per_example):
+    """One HF forward per (example, candidate), labels alone: -loss * length."""
+    with torch.no_grad():
+        return torch.tensor([[-t5(input_ids=ids[b:b + 1], attention_mask=mask[b:b + 1],
+                                  labels=torch.tensor([seq])).loss.item() * len(seq)
+                              for seq in seqs] for b, seqs in enumerate(per_example)])
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_tree_scores_equal_per_candidate_reference(attention):
+    t5 = build_t5(PRESETS["tiny"], 20, pad_token_id=PAD, eos_token_id=EOS, seed=3)
+    t5.set_attn_implementation(attention)
+    t5.eval()
+    ids = torch.tensor([[3, 4, 5, 6, 1], [7, 8, 1, 0, 0], [9, 1, 0, 0, 0]])
+    mask = (ids != 0).long()
+    with torch.no_grad():
+        enc = t5.encoder(input_ids=ids, attention_mask=mask)
+    width = max(len(s) for seqs in PER_EXAMPLE for s in seqs)
+    cands = torch.tensor([[s + [-100] * (width - len(s)) for s in seqs] for seqs in PER_EXAMPLE])
+    ref = _per_candidate_reference(t5, ids, mask, PER_EXAMPLE)
+    for chunk in (None, 6, 13):  # all examples at once, one per pass, two then one
+        got = teacher_forced_scores(t5, enc, mask, cands, chunk_rows=chunk)
+        assert torch.allclose(got, ref, atol=1e-5), (chunk, (got - ref).abs().max())
+
+
+def test_prefix_tree_merges_shared_prefixes():
+    ids = torch.tensor([[[0, 5, 6], [0, 5, 7], [0, 8, 0]],
+                        [[0, 9, 0], [0, 9, 0], [0, 0, 0]]])  # (B=2, R=3, T=3)
+    valid = torch.tensor([[[1, 1, 1], [1, 1, 1], [1, 1, 0]],
+                          [[1, 1, 0], [1, 1, 0], [1, 0, 0]]]).bool()
+    tree = packing.prefix_tree(ids, valid)
+    # example 0: root, 5, 8, (5,6), (5,7); example 1: root, 9, then a padding node
+    assert tree.ids.tolist() == [[0, 5, 8, 6, 7], [0, 9, 0, 0, 0]]
+    assert tree.depth.tolist() == [[0, 1, 1, 2, 2], [0, 1, 0, 0, 0]]
+    assert tree.node[0].tolist() == [[0, 1, 3], [0, 1, 4], [0, 2, 0]]
+    assert tree.node[1, :, :2].tolist() == [[0, 1], [0, 1], [0, 0]]
+    sees = tree.ancestor[0].nonzero().tolist()
+    assert sees == [[0, 0], [1, 0], [1, 1], [2, 0], [2, 2], [3, 0], [3, 1], [3, 3],
+                    [4, 0], [4, 1], [4, 4]]
+    assert tree.ancestor[1].sum(1).tolist() == [1, 2, 1, 1, 1]  # padding sees itself
+
+
+def test_additive_mask_and_bias_layout_keep_encoder_outputs(t5, encoded):
+    _, mask, ids = encoded
+    with torch.no_grad():
+        plain = t5.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        with packing.contiguous_position_bias(t5):
+            fast = t5.encoder(input_ids=ids, attention_mask=packing.additive_key_mask(
+                mask, torch.float32)).last_hidden_state
+    keep = mask.bool()
+    assert torch.allclose(fast[keep], plain[keep], atol=1e-6)

@@ -27,11 +27,14 @@ from transformers import LogitsProcessor, LogitsProcessorList
 from transformers.modeling_outputs import BaseModelOutput
 
 from mfmrec.evaluation.packing import (  # noqa: F401  (re-exported: part of this API)
+    PrefixTree,
     RowDecoder,
     block_causal_mask,
     encoder_hidden,
     expand_encoder,
     packable,
+    prefix_tree,
+    tree_attention_mask,
 )
 
 NEG_INF = float("-inf")
@@ -266,6 +269,9 @@ def _collect(nodes, finished, scores, batch: int, k: int) -> BeamResult:
 
 
 # ---- exact scoring ------------------------------------------------------------------------
+HEAD_ROWS = 256  # decoder states projected to the vocabulary at a time (tree scoring)
+
+
 @torch.no_grad()
 def teacher_forced_scores(
     model, encoder_outputs: BaseModelOutput | torch.Tensor, attention_mask: torch.Tensor,
@@ -274,22 +280,70 @@ def teacher_forced_scores(
     """(B, C) log-likelihood of each candidate's target ids under teacher forcing.
 
     ``cand_token_ids`` is (B, C, T), padded with -100 (each row ends with eos). The encoder
-    ran once; the C candidates of an example are decoded together (:class:`RowDecoder`).
-    ``chunk_rows`` bounds how many (example, candidate) rows one decoder pass takes (the
-    (rows, T, V) logits dominate memory); a pass takes at least one candidate per example.
+    ran once; the C candidates of an example are decoded together. With T5 they are merged
+    into a tree of their distinct prefixes (:func:`prefix_tree`): each prefix is decoded,
+    and its full-vocabulary log-softmax computed, once. Other models get one
+    :class:`RowDecoder` row per candidate. ``chunk_rows`` bounds how many (example,
+    candidate) rows one decoder pass takes: whole examples (at least one) for trees, at
+    least one candidate per example otherwise.
     """
     batch, n_cand, _ = cand_token_ids.shape
+    dec_in = model.prepare_decoder_input_ids_from_labels(
+        cand_token_ids.reshape(batch * n_cand, -1)).reshape(cand_token_ids.shape)  # (B, C, T)
+    if packable(model) and model.get_output_embeddings() is not None:
+        step = max(1, chunk_rows // n_cand) if chunk_rows else batch  # examples per pass
+        hidden = encoder_hidden(encoder_outputs)  # (B, L, d)
+        return torch.cat([_tree_scores(
+            model, RowDecoder(model, hidden[lo:lo + step], attention_mask[lo:lo + step]),
+            dec_in[lo:lo + step], cand_token_ids[lo:lo + step])
+            for lo in range(0, batch, step)])
     step = max(1, chunk_rows // batch) if chunk_rows else n_cand  # candidates per pass
     decoder = RowDecoder(model, encoder_outputs, attention_mask)
-    out = []
-    for start in range(0, n_cand, step):
-        lab = cand_token_ids[:, start:start + step]  # (B, c, T)
-        dec_in = model.prepare_decoder_input_ids_from_labels(lab.reshape(-1, lab.shape[-1]))
-        logits = decoder(dec_in.reshape(lab.shape)).float()  # (B, c, T, V)
-        valid = lab != -100
-        tok_logp = logits.log_softmax(-1).gather(-1, lab.clamp(min=0)[..., None])[..., 0]
-        out.append((tok_logp * valid).sum(-1))  # (B, c)
-    return torch.cat(out, dim=1)
+    return torch.cat([_row_scores(decoder, dec_in[:, lo:lo + step],
+                                  cand_token_ids[:, lo:lo + step])
+                      for lo in range(0, n_cand, step)], dim=1)
+
+
+def _row_scores(decoder: RowDecoder, dec_in: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
+    """(B, c) scores from (B, c, T, V) logits of every row and position."""
+    logits = decoder(dec_in).float()  # (B, c, T, V)
+    valid = lab != -100
+    tok_logp = logits.log_softmax(-1).gather(-1, lab.clamp(min=0)[..., None])[..., 0]
+    return (tok_logp * valid).sum(-1)
+
+
+def _tree_scores(model, decoder: RowDecoder, dec_in: torch.Tensor,
+                 lab: torch.Tensor) -> torch.Tensor:
+    """(B, c) scores: each distinct prefix decoded once, projected to the vocabulary once."""
+    valid = lab != -100  # (B, c, T)
+    tree = prefix_tree(dec_in, valid, pad=model.config.pad_token_id or 0)
+    states = decoder.tree_states(tree)  # (B, N, d)
+    rows = tree.node + torch.arange(lab.shape[0], device=lab.device)[:, None, None] \
+        * states.shape[1]  # (B, c, T) rows of the flattened states
+    out = torch.zeros(lab.shape, device=lab.device)  # (B, c, T)
+    out[valid] = _read_log_probs(model.get_output_embeddings(),
+                                 states.reshape(-1, states.shape[-1]), rows[valid], lab[valid])
+    return out.sum(-1)
+
+
+def _read_log_probs(head: torch.nn.Module, states: torch.Tensor, rows: torch.Tensor,
+                    tokens: torch.Tensor) -> torch.Tensor:
+    """(P,) log P(tokens[p] | states[rows[p]]) under the full-vocabulary softmax.
+
+    The (S, V) log-softmax is made HEAD_ROWS states at a time (a slice stays in cache and
+    the whole matrix is never held); each slice answers the pairs whose row it holds.
+    """
+    order = rows.argsort()
+    rows, tokens = rows[order], tokens[order]  # (P,) grouped by slice
+    starts = torch.arange(0, len(states) + HEAD_ROWS, HEAD_ROWS, device=rows.device)
+    bounds = torch.searchsorted(rows, starts).tolist()
+    out = torch.empty(len(rows), device=rows.device)
+    for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=False)):
+        if hi > lo:
+            base = i * HEAD_ROWS
+            logp = head(states[base:base + HEAD_ROWS]).float().log_softmax(-1)  # (S', V)
+            out[lo:hi] = logp[rows[lo:hi] - base, tokens[lo:hi]]
+    return torch.empty_like(out).index_put_((order,), out)  # back to the callers' order
 
 
 # ---- the papers' method -----------------------------------------------------------------------

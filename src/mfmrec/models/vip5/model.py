@@ -34,6 +34,7 @@ from mfmrec.evaluation.decoding import (
     teacher_forced_scores,
     unconstrained_beam_search,
 )
+from mfmrec.evaluation.packing import additive_key_mask, contiguous_position_bias, packable
 from mfmrec.models.base import DIRECT, EXPLANATION, SEQUENTIAL, Recommender
 from mfmrec.models.vip5.config import VIP5Config
 from mfmrec.models.vip5.mapping import ItemImageTokens, PromptEmbeddings
@@ -67,6 +68,7 @@ class VIP5(Recommender):
         self.placeholder_id = placeholder_id(tokenizer)
         self.item_targets = item_targets  # per item: target token ids ending with </s>
         self.item_trie = ItemTrie(item_targets)
+        self._target_table: tuple[torch.Tensor, torch.Tensor] | None = None  # built on use
         self.last_decoding: dict[str, int] = {}  # what paper-style decoding dropped
         self.apply_tuning()
 
@@ -166,8 +168,11 @@ class VIP5(Recommender):
     def _encode(self, samples: list) -> tuple[BaseModelOutput, torch.Tensor]:
         """Run the encoder once on tokenized prompts; returns its outputs and the mask."""
         batch = self._on_device(self.collate(samples))
-        enc = self.backbone.get_encoder()(inputs_embeds=self.input_embeds(batch),
-                                          attention_mask=batch["attention_mask"])
+        embeds = self.input_embeds(batch)  # (B, L, d)
+        with contiguous_position_bias(self.backbone):
+            enc = self.backbone.get_encoder()(
+                inputs_embeds=embeds,
+                attention_mask=additive_key_mask(batch["attention_mask"], embeds.dtype))
         return BaseModelOutput(last_hidden_state=enc.last_hidden_state), batch["attention_mask"]
 
     def _beam(self, samples: list, tries, k: int) -> torch.Tensor:
@@ -232,24 +237,34 @@ class VIP5(Recommender):
         enc, mask = self._encode(self._ranking_prompts(template, users, histories, candidates))
         targets = self._target_tensor(candidates.tolist())  # (B, C, T)
         return teacher_forced_scores(self.backbone, enc, mask, targets,
-                                     chunk_rows=self._chunk_rows(targets.shape[-1]))
+                                     chunk_rows=self._chunk_rows(targets, mask.shape[1]))
 
-    def _chunk_rows(self, target_len: int) -> int:
-        """Decoder rows per scoring pass: the configured number, or as many as keep the
-        (rows, T, V) float logits near LOGIT_BUDGET elements."""
+    def _chunk_rows(self, targets: torch.Tensor, enc_len: int) -> int:
+        """(example, candidate) rows per scoring pass: the configured number, or as many as
+        keep the largest float tensor near LOGIT_BUDGET elements: for T5's prefix trees the
+        (B, H, N, L + N) attention scores (N <= C*T nodes per example), otherwise the
+        (rows, T, V) logits."""
         if self.config.score_chunk_rows:
             return self.config.score_chunk_rows
-        vocab = self.backbone.config.vocab_size
-        return max(1, LOGIT_BUDGET // (target_len * vocab))
+        _, n_cand, length = targets.shape
+        cfg = self.backbone.config
+        if packable(self.backbone):
+            per_row = length * cfg.num_heads * (enc_len + n_cand * length)
+        else:
+            per_row = length * cfg.vocab_size
+        return max(1, LOGIT_BUDGET // per_row)
 
     def _target_tensor(self, cands: list[list[int]]) -> torch.Tensor:
-        width = max(len(self.item_targets[i]) for row in cands for i in row)
-        out = torch.full((len(cands), len(cands[0]), width), -100, dtype=torch.long)
-        for b, row in enumerate(cands):
-            for c, item in enumerate(row):
-                ids = self.item_targets[item]
-                out[b, c, :len(ids)] = torch.tensor(ids)
-        return out.to(self.device)
+        """(B, C, T) target ids of the candidates, padded with -100 to their longest."""
+        if self._target_table is None:
+            width = max(map(len, self.item_targets))
+            table = torch.full((len(self.item_targets), width), -100, dtype=torch.long)
+            for item, ids in enumerate(self.item_targets):  # once per model
+                table[item, :len(ids)] = torch.tensor(ids)
+            self._target_table = (table, torch.tensor(list(map(len, self.item_targets))))
+        table, lengths = self._target_table
+        index = torch.as_tensor(cands, dtype=torch.long)  # (B, C)
+        return table[index, :int(lengths[index].max())].to(self.device)
 
     def _yes_no_scores(self, template: Template, users, histories, candidates) -> torch.Tensor:
         yes = torch.tensor(self.tokenizer("yes").input_ids, device=self.device)  # yes </s>
