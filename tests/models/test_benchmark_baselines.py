@@ -1,0 +1,85 @@
+"""The helpers of the baseline benchmark scripts (benchmarks/peter_trivial.py,
+benchmarks/peer_recbole.py, benchmarks/vbpr_fashion.py) on the tiny walk dataset."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import peer_recbole  # noqa: E402
+import peter_trivial  # noqa: E402
+import vbpr_fashion  # noqa: E402
+
+from mfmrec.evaluation.evaluator import evaluate  # noqa: E402
+from mfmrec.training.config import load_run_config  # noqa: E402
+
+
+def test_item_mode_copies_the_items_explanation(walk, walk_text):
+    explanation_of, _ = walk_text
+    baseline = peter_trivial.MostFrequentExplanation(walk, per_item=True)
+    requests = [{"user": 0, "item": i} for i in range(walk.num_items)]
+    assert baseline.explain(requests) == [explanation_of(i) for i in range(walk.num_items)]
+    # every explanation is the item's, so the walk's test reviews are matched exactly
+    scores = peter_trivial.scores(evaluate(baseline, walk, tasks=["explanation"],
+                                           progress=False))
+    assert scores["p5 BLEU-4"] == 100.0 and scores["p5 ROUGE-L"] == 100.0
+
+
+def test_global_mode_answers_one_sentence(walk):
+    baseline = peter_trivial.MostFrequentExplanation(walk, per_item=False)
+    out = baseline.explain([{"user": 0, "item": i} for i in range(walk.num_items)])
+    assert len(set(out)) == 1 and out[0] == baseline.fallback
+    scores = peter_trivial.scores(evaluate(baseline, walk, tasks=["explanation"],
+                                           progress=False))
+    assert scores["p5 ROUGE-L"] < 100.0
+
+
+def test_verdict_names_the_lost_metrics():
+    base = {f"{m} {k}": 1.0 for m in ("standard", "p5") for k in ("BLEU-4", "ROUGE-L")}
+    rows = {"item-mode": base, "global-mode": base,
+            "peter": {**{k: 2.0 for k in base}, "p5 BLEU-4": 0.5}}
+    assert "does NOT beat" in peter_trivial.verdict(rows, "peter")
+    assert "p5 BLEU-4" in peter_trivial.verdict(rows, "peter")
+
+
+def test_export_atomic_keeps_the_order(walk, tmp_path):
+    folder = peer_recbole.export_atomic(walk, tmp_path, "walk")
+    lines = (folder / "walk.inter").read_text().splitlines()
+    assert lines[0] == "user_id:token\titem_id:token\ttimestamp:float"
+    first = [line.split("\t") for line in lines[1:] if line.startswith("0\t")]
+    assert [int(r[1]) for r in first] == [int(i) for i in walk.sequences[0]]
+    assert [int(r[2]) for r in first] == list(range(len(walk.sequences[0])))
+    assert len(lines) - 1 == sum(len(s) for s in walk.sequences)
+
+
+def test_recbole_settings_mirror_the_configs(tmp_path):
+    cfg = peer_recbole.run_config("bpr-mf", 3, ["train.lr=0.01"])
+    bpr = peer_recbole.recbole_settings("bpr-mf", cfg, tmp_path, "x")
+    assert (bpr["epochs"], bpr["learning_rate"], bpr["embedding_size"]) == (3, 0.01, 64)
+    assert bpr["train_neg_sample_args"]["sample_num"] == 1
+    assert bpr["stopping_step"] > bpr["epochs"]
+    sas = peer_recbole.recbole_settings("sasrec", peer_recbole.run_config("sasrec", 2, []),
+                                        tmp_path, "x")
+    assert sas["loss_type"] == "CE" and sas["train_neg_sample_args"] is None
+    assert sas["MAX_ITEM_LIST_LENGTH"] == 50
+
+
+def test_numpy2_aliases_are_restored():
+    fake = SimpleNamespace(float64=np.float64, complex128=np.complex128, str_=np.str_)
+    peer_recbole._numpy2_aliases(fake)  # a stand-in: the real numpy stays untouched here
+    assert fake.float_ is np.float64 and fake.unicode_ is np.str_
+    assert fake.complex_ is np.complex128
+
+
+def test_vbpr_and_bpr_get_the_same_settings(tmp_path):
+    args = argparse.Namespace(epochs=4, lr=0.002, seed=5, weight_decay=0.0, set=[])
+    over = vbpr_fashion.shared_overrides(args)
+    configs = [load_run_config(vbpr_fashion.CONFIGS / f, over)
+               for f in vbpr_fashion.MODELS.values()]
+    assert len({(c.train.epochs, c.train.lr, c.train.seed, c.train.batch_size,
+                 c.train.weight_decay) for c in configs}) == 1
