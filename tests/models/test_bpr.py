@@ -12,7 +12,7 @@ from mfmrec.errors import MfmrecError
 from mfmrec.models import bpr as bpr_module
 from mfmrec.models.bpr import BPRMF, BPRMLP, BPRConfig, BPRMLPConfig, PairSamples
 from mfmrec.models.registry import get
-from mfmrec.models.sampling import sample_negative, user_item_pairs
+from mfmrec.models.sampling import sample_negative, sample_negatives, user_item_pairs
 from mfmrec.models.vbpr import VBPR, VBPRConfig, build_vbpr
 
 
@@ -44,6 +44,22 @@ def test_a_dense_user_falls_back_to_the_complement():
     assert {sample_negative(rng, 7, seen) for _ in range(20)} == {4}
     with pytest.raises(MfmrecError, match="all 3 items"):
         sample_negative(rng, 3, np.array([0, 1, 2]))
+
+
+def test_vectorised_negatives_are_uniform_over_unseen_items():
+    seen = [np.array([0, 1, 2]), np.array([4, 5]), np.array([0, 1, 2, 3, 5, 6, 7, 8])]
+    users = np.repeat(np.arange(3), 3000)
+    neg = sample_negatives(np.random.default_rng(1), 9, users, seen)
+    for u in range(3):
+        drawn = neg[users == u]
+        unseen = np.setdiff1d(np.arange(9), seen[u])
+        assert set(drawn.tolist()) == set(unseen.tolist())  # never a seen item, all reachable
+        counts = np.bincount(drawn, minlength=9)[unseen]
+        assert counts.min() > 0.8 * counts.mean()  # about uniform (expected >= 428 each)
+    again = sample_negatives(np.random.default_rng(1), 9, users, seen)
+    assert np.array_equal(neg, again)
+    with pytest.raises(MfmrecError, match="all 3 items"):
+        sample_negatives(np.random.default_rng(0), 3, np.array([0]), [np.array([0, 1, 2])])
 
 
 def test_bpr_mf_golden_scores_and_loss():

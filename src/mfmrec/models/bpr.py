@@ -2,8 +2,8 @@
 
 Both learn from every distinct (user, item) pair of ``dataset.train_sequences``, each
 paired with one negative item the user never interacted with in training; the negative
-comes from a generator seeded by (seed, epoch, index), so ``set_epoch`` re-draws them
-reproducibly. The loss is ``-log sigmoid(s(u, i) - s(u, j))``; the L2 prior of BPR is the
+is drawn for the whole epoch at once from a generator seeded by (seed, epoch), so
+``set_epoch`` re-draws them reproducibly (and a resumed run sees the same ones). The loss is ``-log sigmoid(s(u, i) - s(u, j))``; the L2 prior of BPR is the
 trainer's weight decay (``train.weight_decay``).
 
 * ``bpr-mf``: ``s(u, i) = p_u . q_i (+ b_i)``;
@@ -29,7 +29,7 @@ from mfmrec.models.sampling import (
     EpochSamples,
     interacted_sets,
     model_device,
-    sample_negative,
+    sample_negatives,
     user_item_pairs,
 )
 
@@ -76,13 +76,20 @@ class PairSamples(EpochSamples):
         self.seen = interacted_sets(sequences)
         self.num_items = num_items
 
+        self.negatives: np.ndarray | None = None  # (N,) this epoch's, drawn on first use
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
+        self.negatives = None
+
     def __len__(self) -> int:
         return len(self.users)
 
     def __getitem__(self, idx: int) -> tuple[int, int, int]:
-        user = int(self.users[idx])
-        neg = sample_negative(self.rng(idx), self.num_items, self.seen[user])
-        return user, int(self.items[idx]), neg
+        if self.negatives is None:  # one vectorised draw per epoch, seeded by (seed, epoch)
+            rng = np.random.default_rng([self.seed, self.epoch])
+            self.negatives = sample_negatives(rng, self.num_items, self.users, self.seen)
+        return int(self.users[idx]), int(self.items[idx]), int(self.negatives[idx])
 
 
 class PairwiseRecommender(Recommender):

@@ -61,6 +61,32 @@ def sample_negative(rng: np.random.Generator, num_items: int, seen: np.ndarray) 
     return int(complement[rng.integers(len(complement))])
 
 
+def sample_negatives(rng: np.random.Generator, num_items: int, users: np.ndarray,
+                     seen: Sequence[np.ndarray]) -> np.ndarray:
+    """(N,) one negative per entry of ``users``: uniform over the items that user has not
+    seen (``seen[u]`` sorted), all drawn at once from ``rng``.
+
+    Vectorised rejection sampling over the sorted keys ``user * num_items + item`` of
+    every seen pair; entries still rejected after 64 rounds (dense users) fall back to
+    :func:`sample_negative`, which also raises for a user who has seen every item.
+    """
+    users = np.asarray(users, dtype=np.int64)
+    keys = np.concatenate([u * num_items + np.asarray(s, dtype=np.int64)
+                           for u, s in enumerate(seen)] or [np.zeros(0, np.int64)])  # sorted
+    out = rng.integers(num_items, size=len(users))  # (N,)
+    todo = np.arange(len(users))
+    for _ in range(64):
+        key = users[todo] * num_items + out[todo]
+        pos = np.minimum(np.searchsorted(keys, key), max(len(keys) - 1, 0))
+        todo = todo[keys[pos] == key] if len(keys) else todo[:0]
+        if not len(todo):
+            return out
+        out[todo] = rng.integers(num_items, size=len(todo))
+    for i in todo:
+        out[i] = sample_negative(rng, num_items, seen[users[i]])
+    return out
+
+
 def pad_left(seqs: Sequence[Sequence[int] | np.ndarray | torch.Tensor], max_len: int,
              pad: int = 0, shift: int = 0) -> torch.Tensor:
     """(B, max_len) int64: the last ``max_len`` items of each sequence, left-padded.
