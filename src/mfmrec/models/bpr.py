@@ -3,8 +3,9 @@
 Both learn from every distinct (user, item) pair of ``dataset.train_sequences``, each
 paired with one negative item the user never interacted with in training; the negative
 is drawn for the whole epoch at once from a generator seeded by (seed, epoch), so
-``set_epoch`` re-draws them reproducibly (and a resumed run sees the same ones). The loss is ``-log sigmoid(s(u, i) - s(u, j))``; the L2 prior of BPR is the
-trainer's weight decay (``train.weight_decay``).
+``set_epoch`` re-draws them reproducibly (and a resumed run sees the same ones). The
+loss is ``-log sigmoid(s(u, i) - s(u, j))``; the L2 prior of BPR is the trainer's weight
+decay (``train.weight_decay``).
 
 * ``bpr-mf``: ``s(u, i) = p_u . q_i (+ b_i)``;
 * ``bpr-mlp``: an NCF-style tower over ``[p_u ; q_i]`` (He et al., WWW 2017, the MLP part)

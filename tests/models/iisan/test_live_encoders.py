@@ -103,6 +103,17 @@ def test_full_fine_tuning_trains_the_encoders(encoded, tiny_encoders):
     assert groups["text encoder"] > 0 and groups["image encoder"] > 0
 
 
+def test_full_fine_tuning_trains_only_parameters_that_get_gradients(encoded, tiny_encoders):
+    # unused heads (BERT's pooler, CLIP's projection) must be frozen: a trainable parameter
+    # without a gradient has no optimizer state, and resuming from a checkpoint then fails
+    model = make("mm-full-ft", encoded, tiny_encoders)
+    model.train()
+    model.training_loss(batch_of(model, encoded)).backward()
+    no_grad = [k for k, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert no_grad == []
+    assert not model.encoders["text"].model.pooler.dense.weight.requires_grad
+
+
 def test_adapters_inside_the_encoders_start_as_the_identity(encoded, tiny_encoders):
     plain = make("mm-full-ft", encoded, tiny_encoders).eval()
     adapted = make("mm-encoder-adapters", encoded, tiny_encoders).eval()

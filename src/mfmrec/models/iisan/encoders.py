@@ -54,6 +54,7 @@ class TextLayers(nn.Module):
             raise ConfigError(f"model.text_encoder: {encoder!r} is not a text encoder")
         self.model, self.width = enc.model, enc.dim
         self.num_states = enc.model.config.num_hidden_layers + 1
+        _freeze_unused(self.model, "pooler")  # states are mean-pooled; BERT's pooler unused
         limit = min(max_tokens or enc.max_length, enc.max_length)
         tok = enc.tokenizer([t.strip() if t and t.strip() else "" for t in titles],
                             padding=True, truncation=True, max_length=limit, return_tensors="pt")
@@ -76,6 +77,17 @@ class TextLayers(nn.Module):
         return torch.stack(pooled, dim=1), self.missing[items]
 
 
+def _freeze_unused(model: nn.Module, *heads: str) -> None:
+    """Freeze heads (dotted names) that no tapped state passes through: they never get a
+    gradient, so full fine-tuning would count them as trainable while its optimizer holds
+    no state for them (which breaks resuming from a checkpoint)."""
+    for head in heads:
+        try:
+            model.get_submodule(head).requires_grad_(False)
+        except AttributeError:  # this architecture has no such head
+            continue
+
+
 def _freeze_batchnorm(module: nn.Module) -> None:
     for m in module.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
@@ -94,6 +106,9 @@ class ImageLayers(nn.Module):
         self.model, self.preprocess, self.paths = enc.model, enc.preprocess, list(paths)
         dims = enc.describe()["layers"]["dims"]
         self.num_states, self.width = len(dims), max(dims)
+        # the CNN's ImageNet classifier and the ViT's final norm and projection never run:
+        # the states are the CNN's stage outputs and the ViT's per-layer [CLS] tokens
+        _freeze_unused(self.model, "_fc", "visual_projection", "vision_model.post_layernorm")
 
     def train(self, mode: bool = True):
         # batch-norm statistics stay the pretrained ones: a few dozen photos per batch would
