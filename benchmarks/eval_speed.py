@@ -21,7 +21,7 @@ users whose top-1 item agrees between ``direct-exact`` and ``direct-beam``.
 ``--only trie --users 0`` times trie decoding alone over ALL test users (the full-dataset
 measurement); ``--users N`` keeps the first N users with a test target.
 
-Usage (results in docs/bench-vip5.md):
+Usage (results in docs/benchmarks.md):
   python benchmarks/eval_speed.py --run RUN_DIR [--data DATA] --users 200 --batch-size 16
 """
 

@@ -11,7 +11,7 @@ Properties:
   first-word    the titles start with the same word (a brand, often)
   co-user       some user interacted with both items
 
-Usage (results in docs/bench-features.md):
+Usage (results in docs/benchmarks.md):
   python benchmarks/feature_neighbours.py DATA_DIR --features efficientnet-lite0 \
       --property attr:articleType --property attr:baseColour
 """

@@ -17,7 +17,7 @@ min-max normalised across the compared multimodal methods;
 With ``--eval``, each trained model is also evaluated (full ranking over all items, test
 split, HR@10 / NDCG@10) in a separate subprocess.
 
-Usage (results in docs/bench-iisan.md):
+Usage (results in docs/benchmarks.md):
   python benchmarks/iisan_efficiency.py --data DATA --out OUT --steps 6 --batch-size 8 \
       --max-len 5 [--eval] [--methods mm-full-ft,iisan] [--set iisan:train.epochs=20]
 

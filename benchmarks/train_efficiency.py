@@ -27,7 +27,7 @@ With ``--rounds R`` the modes run R times, alternating, and each step counts its
 round (other jobs on a shared machine only ever slow a step down); memory is the highest
 peak of the rounds.
 
-Usage (results in docs/bench-vip5.md):
+Usage (results in docs/benchmarks.md):
   python benchmarks/train_efficiency.py --data DATA --shape small --steps 8 --batch-size 8 \
       --rounds 2 [--image-features efficientnet-lite0] [--tasks sequential] \
       [--device cpu|cuda] [--modes full,adapters]
