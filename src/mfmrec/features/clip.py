@@ -3,7 +3,7 @@
 VIP5 feeds CLIP image features to its mapping network. ``CLIPVisionModelWithProjection``
 reads either a full CLIP checkpoint (``openai/clip-vit-base-patch32``: the text tower is
 ignored) or a saved vision-only model. Nothing is downloaded: ``--model-path`` must point
-at a folder that already holds the weights (see docs/bench-features.md, "Getting real CLIP
+at a folder that already holds the weights (see docs/benchmarks.md, "Getting real CLIP
 weights").
 
 ``clip-rn50`` and ``clip-rn101`` (the ResNet towers VIP5's released features use) are

@@ -158,7 +158,7 @@ def load_efficientnet_lite0(weights: str | Path | None = None) -> EfficientNetLi
 
 # TensorFlow's EfficientNet-Lite eval preprocessing normalises raw pixels with 127/128,
 # not with ImageNet's mean/std; on the fashion photos the ImageNet statistics give less
-# confident and more often wrong classes (see docs/bench-features.md).
+# confident and more often wrong classes (see docs/benchmarks.md).
 LITE_PREPROCESS = ImagePreprocess(size=224, crop=224, mean=(127.0, 127.0, 127.0),
                                   std=(128.0, 128.0, 128.0), rescale=1.0)
 
