@@ -19,7 +19,8 @@ def test_defaults_match_the_brief():
 
 
 @pytest.mark.parametrize("field,value", [
-    ("precision", "fp8"), ("distributed", "zero3"), ("warmup_ratio", 1.0), ("lr", 0.0),
+    ("precision", "fp8"), ("distributed", "zero3"), ("schedule", "cosine"),
+    ("warmup_ratio", 1.0), ("lr", 0.0),
     ("batch_size", 0), ("grad_clip", -1.0), ("max_steps", 0), ("gradient_accumulation", 0),
     ("adam_betas", [0.9, 1.5]),
 ])

@@ -81,6 +81,11 @@ def test_linear_schedule_golden():
     assert [linear_schedule(4, 0)(s) for s in range(4)] == pytest.approx([1, 0.75, 0.5, 0.25])
 
 
+def test_constant_schedule_warms_up_then_holds_the_peak():
+    f = linear_schedule(total_steps=6, warmup_steps=2, decay=False)
+    assert [f(s) for s in range(6)] == pytest.approx([0.5, 1, 1, 1, 1, 1])
+
+
 def test_optimizer_groups_hold_only_trainable_and_skip_decay_on_vectors():
     net = nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4), nn.Linear(4, 2))
     net[2].requires_grad_(False)

@@ -49,6 +49,17 @@ def test_frozen_parameters_untouched_and_never_given_to_the_optimizer(
     assert set(stored) == {"user.weight", "item.weight", "bias"}
 
 
+def test_constant_schedule_holds_the_learning_rate_after_warm_up(tiny_data, make_config,
+                                                                 tmp_path):
+    cfg = make_config(train={"batch_size": 4, "schedule": "constant", "warmup_ratio": 0.25,
+                             "epochs": 1})  # 12 steps, 3 of warm-up
+    train(cfg, tiny_data, tmp_path / "run", quiet=True)
+    lines = [json.loads(x) for x in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
+    lrs = [x["lr"] for x in lines]
+    assert len(lrs) == 12 and lrs[:3] == pytest.approx([lrs[3] / 3, lrs[3] * 2 / 3, lrs[3]])
+    assert lrs[3:] == pytest.approx([lrs[3]] * 9)
+
+
 def test_run_directory_layout_and_logs(tiny_data, make_config, tmp_path):
     # 48 training pairs / batch 4 = 12 steps per epoch, 24 in all; warm-up int(0.1*24) = 2
     cfg = make_config(train={"batch_size": 4, "checkpoint_every": 5, "keep_checkpoints": 2})

@@ -28,6 +28,7 @@ from mfmrec.errors import ConfigError
 PRECISIONS = ("auto", "no", "bf16", "fp16")
 STRATEGIES = ("ddp", "fsdp")
 SECTIONS = ("model", "train", "eval")
+SCHEDULES = ("linear", "constant")  # learning-rate shape after warm-up
 
 
 @dataclass
@@ -41,6 +42,7 @@ class TrainConfig:
     adam_eps: float = 1e-6  # AdamW epsilon
     adam_betas: tuple[float, float] = (0.9, 0.999)  # AdamW (beta1, beta2)
     warmup_ratio: float = 0.1  # share of the optimizer steps with linear warm-up
+    schedule: str = "linear"  # after warm-up: linear decay to ~0 | constant (RecBole's)
     grad_clip: float = 5.0  # max global gradient norm; 0 disables clipping
     # auto (bf16 autocast where supported, fp16 on older CUDA, none on CPU) | no | bf16 | fp16;
     # typed str | bool because YAML reads a bare `no` as false, which means "no" here too
@@ -70,6 +72,8 @@ class TrainConfig:
         self.adam_betas = tuple(float(b) for b in self.adam_betas)
         check(0 <= self.warmup_ratio < 1, "train.warmup_ratio",
               f"must be in [0, 1), got {self.warmup_ratio}")
+        check(self.schedule in SCHEDULES, "train.schedule",
+              f"expected one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         check(self.grad_clip >= 0, "train.grad_clip", "must be >= 0 (0 disables clipping)")
         if self.precision is False:
             self.precision = "no"

@@ -115,13 +115,17 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
-def linear_schedule(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
+def linear_schedule(total_steps: int, warmup_steps: int,
+                    decay: bool = True) -> Callable[[int], float]:
     """LR factor of optimizer step ``s`` (0-based): (s+1)/warmup up to the peak, then a
-    linear decay that reaches 1/(total-warmup) at the last step; no step gets lr 0."""
+    linear decay that reaches 1/(total-warmup) at the last step (no step gets lr 0), or,
+    with ``decay=False``, the peak held to the end (``train.schedule: constant``)."""
 
     def factor(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / warmup_steps
+        if not decay:
+            return 1.0
         return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
 
     return factor
@@ -203,7 +207,8 @@ class Trainer:
         self.wrapped, self.optimizer = acc.prepare(_LossModule(self.model), optimizer)
         warmup = int(cfg.warmup_ratio * self.total_steps)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer.optimizer, linear_schedule(self.total_steps, warmup))
+            self.optimizer.optimizer,
+            linear_schedule(self.total_steps, warmup, decay=cfg.schedule == "linear"))
         if resume is not None:
             self._restore(resume)
         else:
