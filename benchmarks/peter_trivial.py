@@ -29,21 +29,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import torch
+from bench_runs import train_timed
 
 from mfmrec.data import load_dataset
 from mfmrec.evaluation.evaluator import evaluate
 from mfmrec.evaluation.text_metrics import TEXT_METRICS, TEXT_MODES
 from mfmrec.models.base import EXPLANATION, Recommender
 from mfmrec.training.checkpoint import load_run
-from mfmrec.training.config import load_run_config
-from mfmrec.training.run import train
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 MODELS = {"peter": "peter.yaml", "peter-plus": "peter-plus.yaml"}
 
 
@@ -88,13 +85,8 @@ def examples(result: dict, n: int = 3) -> list[dict]:
 
 def train_model(key: str, args, data_dir: Path) -> tuple[Path, float | None]:
     """Train (or reuse with ``--skip-existing``) one PETER variant; (run dir, seconds)."""
-    run_dir = args.out / key
-    if args.skip_existing and (run_dir / "final" / "trainable.safetensors").is_file():
-        return run_dir, None
-    cfg = load_run_config(CONFIGS / MODELS[key], args.set)
-    start = time.perf_counter()
-    train(cfg, data_dir, run_dir, quiet=args.quiet)
-    return run_dir, round(time.perf_counter() - start, 1)
+    return train_timed(MODELS[key], args.set, data_dir, args.out / key,
+                       skip_existing=args.skip_existing, quiet=args.quiet)
 
 
 def evaluate_text(model, dataset, split: str) -> dict:

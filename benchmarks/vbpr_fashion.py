@@ -28,22 +28,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_runs import train_timed  # noqa: E402
 from vip5_images import ensure_features, prepare_data  # noqa: E402
 
 from mfmrec.data import load_dataset  # noqa: E402
 from mfmrec.evaluation.evaluator import evaluate  # noqa: E402
 from mfmrec.models.base import DIRECT, SEQUENTIAL  # noqa: E402
 from mfmrec.training.checkpoint import load_run  # noqa: E402
-from mfmrec.training.config import load_run_config  # noqa: E402
-from mfmrec.training.run import train  # noqa: E402
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 MODELS = {"bpr-mf": "bpr-mf.yaml", "vbpr": "vbpr.yaml"}
 KS = (5, 10)
 METRICS = [f"HR@{k}" for k in KS] + [f"NDCG@{k}" for k in KS]
@@ -58,13 +55,8 @@ def shared_overrides(args) -> list[str]:
 
 def train_model(key: str, args, data_dir: Path) -> tuple[Path, float | None]:
     """Train (or reuse with ``--skip-existing``) one model; (run dir, seconds or None)."""
-    run_dir = args.work / "runs" / key
-    if args.skip_existing and (run_dir / "final" / "trainable.safetensors").is_file():
-        return run_dir, None
-    cfg = load_run_config(CONFIGS / MODELS[key], shared_overrides(args))
-    start = time.perf_counter()
-    train(cfg, data_dir, run_dir, quiet=True)
-    return run_dir, round(time.perf_counter() - start, 1)
+    return train_timed(MODELS[key], shared_overrides(args), data_dir, args.work / "runs" / key,
+                       skip_existing=args.skip_existing, quiet=True)
 
 
 def score(run_dir: Path) -> dict[str, dict[str, float]]:

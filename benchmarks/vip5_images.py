@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_runs import finished
 
 from mfmrec.config import build, to_dict
 from mfmrec.data import load_dataset, write_dataset
@@ -162,10 +163,6 @@ def model_section(args, **extra) -> dict:
 def train_section(args, epochs: int, lr: float) -> dict:
     return {"epochs": epochs, "batch_size": args.batch_size, "lr": lr, "warmup_ratio": 0.05,
             "grad_clip": 5.0, "seed": args.seed, "keep_checkpoints": 1, "log_every": 50}
-
-
-def finished(run_dir: Path) -> bool:
-    return (run_dir / "final" / "trainable.safetensors").is_file()
 
 
 def pretrain_backbone(args, data_dir: Path) -> Path:
