@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import bench_runs  # noqa: E402
 import peer_recbole  # noqa: E402
 import peter_trivial  # noqa: E402
 import vbpr_fashion  # noqa: E402
@@ -79,7 +80,7 @@ def test_numpy2_aliases_are_restored():
 def test_vbpr_and_bpr_get_the_same_settings(tmp_path):
     args = argparse.Namespace(epochs=4, lr=0.002, seed=5, weight_decay=0.0, set=[])
     over = vbpr_fashion.shared_overrides(args)
-    configs = [load_run_config(vbpr_fashion.CONFIGS / f, over)
+    configs = [load_run_config(bench_runs.CONFIGS / f, over)
                for f in vbpr_fashion.MODELS.values()]
     assert len({(c.train.epochs, c.train.lr, c.train.seed, c.train.batch_size,
                  c.train.weight_decay) for c in configs}) == 1
