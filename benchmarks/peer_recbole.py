@@ -26,7 +26,9 @@ time in the worker, nothing edited on disk:
 Held equal on both sides: the item sequences (exported from the mfmrec dataset as RecBole
 atomic files, the position in the sequence as the timestamp), leave-one-out (RecBole
 ``LS: valid_and_test`` with ``order: TO``; the test history includes the validation item
-on both sides), HR@k and NDCG@k on the test split with the user's history excluded, the
+on both sides), HR@k and NDCG@k on the test split with RecBole's history rule (full
+ranking masks the user's history for BPR but not for SASRec, whose RecBole data loader
+passes no history; ours is evaluated both ways and the matching row is compared), the
 model sizes, Adam with the same learning rate, batch size and a fixed number of epochs
 (no validation and no early stopping in RecBole; its last model is tested, as mfmrec's).
 Protocols: full ranking over all items on both sides; for BPR also RecBole's ``uni100``
@@ -37,7 +39,8 @@ weight-decay grouping. Seconds per epoch: RecBole's are timed around each traini
 in the worker; mfmrec's are the trainer's elapsed time over the epochs (metrics.jsonl).
 
 Prints one table with the ratios and writes ``OUT/peer.json``. ``--only mfmrec`` runs the
-mfmrec side alone. Results: docs/benchmarks.md.
+mfmrec side alone; ``--parallel`` trains both sides at the same time (each with one
+thread), which halves the wall time on a machine with two free cores. Results: docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -54,6 +57,10 @@ import torch
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 RECBOLE_MODEL = {"sasrec": "SASRec", "bpr-mf": "BPR"}
+# RecBole's full-ranking evaluator masks a user's history for general models (BPR) but not
+# for sequential ones (SASRec: FullSortEvalDataLoader passes no history index); our
+# compared row follows the same rule, the other rule is printed as a reference row
+RECBOLE_EXCLUDES_HISTORY = {"sasrec": False, "bpr-mf": True}
 RECBOLE_VERSION = "1.2.1"
 RECBOLE_NEEDS = ("colorlog==4.7.2", "texttable", "pandas<3", "tensorboard")
 DEFAULT_VENV = Path.home() / ".cache" / "mfmrec" / f"recbole-{RECBOLE_VERSION}"
@@ -199,17 +206,24 @@ def recbole_worker(settings_file: Path, result_file: Path) -> None:
         "tests": tests}))
 
 
-def recbole_side(model: str, cfg, dataset, out: Path, python: Path) -> dict[str, dict]:
-    """{protocol: row} from RecBole, run in its own interpreter."""
+def start_recbole(model: str, cfg, dataset, out: Path, python: Path) -> subprocess.Popen:
+    """Start RecBole's run in its own interpreter; ``recbole_rows`` reads its result."""
     name = f"mfmrec_{dataset.name}".replace("-", "_")
     export_atomic(dataset, out / "recbole_data", name)
     modes = ["full", "uni100"] if model == "bpr-mf" else ["full"]
     job = {"model": RECBOLE_MODEL[model], "modes": modes,
            "settings": recbole_settings(model, cfg, out / "recbole_data", name)}
     (out / "recbole_job.json").write_text(json.dumps(job, indent=2))
-    subprocess.run([str(python), str(Path(__file__).resolve()), "--recbole-worker",
-                    str(out / "recbole_job.json"), str(out / "recbole_result.json")],
-                   check=True, cwd=out)  # RecBole writes log/ and log_tensorboard/ in cwd
+    (out / "recbole_result.json").unlink(missing_ok=True)
+    return subprocess.Popen([str(python), str(Path(__file__).resolve()), "--recbole-worker",
+                             str(out / "recbole_job.json"), str(out / "recbole_result.json")],
+                            cwd=out)  # RecBole writes log/ and log_tensorboard/ in cwd
+
+
+def recbole_rows(worker: subprocess.Popen, out: Path) -> dict[str, dict]:
+    """{protocol: row} once the RecBole worker has finished."""
+    if worker.wait() != 0:
+        sys.exit(f"RecBole worker failed (exit {worker.returncode}); see {out / 'log'}")
     res = json.loads((out / "recbole_result.json").read_text())
     timing = {"seconds": res["train_seconds"], "s/epoch": res["epoch_seconds"]}
     label = {"full": "full ranking", "uni100": "uni100"}
@@ -226,8 +240,9 @@ def _epoch_seconds(run_dir: Path, epochs: int) -> float:
     return round(max(elapsed) / epochs, 2) if elapsed else float("nan")
 
 
-def mfmrec_side(cfg, data_dir: Path, out: Path) -> dict[str, dict]:
-    """{protocol: row}: full ranking, plus the 100 stored candidates where supported."""
+def mfmrec_side(model: str, cfg, data_dir: Path, out: Path) -> dict[str, dict]:
+    """{protocol: row}: full ranking under RecBole's history rule for ``model`` (and under
+    the other rule, for reference), plus the 100 stored candidates where supported."""
     from mfmrec.evaluation.evaluator import evaluate
     from mfmrec.models.base import DIRECT, SEQUENTIAL
     from mfmrec.training.checkpoint import load_run
@@ -238,12 +253,22 @@ def mfmrec_side(cfg, data_dir: Path, out: Path) -> dict[str, dict]:
     timing = {"seconds": round(time.perf_counter() - start, 1),
               "s/epoch": _epoch_seconds(out / "mfmrec_run", cfg.train.epochs)}
     run = load_run(out / "mfmrec_run")
-    tasks = [t for t in (SEQUENTIAL, DIRECT) if t in run.model.tasks]
-    res = evaluate(run.model, run.dataset, tasks=tasks, exclude_history=True,
-                   hr_ks=KS, ndcg_ks=KS, batch_size=1024, progress=False)
-    label = {SEQUENTIAL: "full ranking", DIRECT: "100 stored candidates"}
-    return {f"mfmrec {label[t]}": {**{k: float(res["tasks"][t]["prompts"]["-"][k])
-                                      for k in METRICS}, **timing} for t in tasks}
+    matched = RECBOLE_EXCLUDES_HISTORY[model]
+    rows = {}
+    for exclude in (matched, not matched):
+        rule = "history excluded" if exclude else "history kept"
+        if exclude == matched:
+            label = {SEQUENTIAL: f"full ranking ({rule}, as RecBole)",
+                     DIRECT: "100 stored candidates"}
+        else:  # candidates never include the history: only full ranking changes
+            label = {SEQUENTIAL: f"full ranking ({rule}, reference)"}
+        tasks = [t for t in label if t in run.model.tasks]
+        res = evaluate(run.model, run.dataset, tasks=tasks, exclude_history=exclude,
+                       hr_ks=KS, ndcg_ks=KS, batch_size=1024, progress=False)
+        rows.update({f"mfmrec {label[t]}": {
+            **{k: float(res["tasks"][t]["prompts"]["-"][k]) for k in METRICS}, **timing}
+            for t in tasks})
+    return rows
 
 
 def table(rows: dict[str, dict]) -> str:
@@ -254,7 +279,8 @@ def table(rows: dict[str, dict]) -> str:
         lines.append(f"| {side} | " + " | ".join(cells) + " |")
     pairs = [("full ranking", "full ranking"), ("100 stored candidates", "uni100")]
     for ours, theirs in pairs:
-        a = next((r for s, r in rows.items() if s == f"mfmrec {ours}"), None)
+        a = next((r for s, r in rows.items() if s.startswith(f"mfmrec {ours}")
+                  and "reference" not in s), None)
         b = next((r for s, r in rows.items() if s.startswith("recbole")
                   and s.endswith(theirs)), None)
         if a and b:
@@ -275,6 +301,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="RecBole's own virtual environment (created when missing)")
     parser.add_argument("--recbole-python", type=Path, default=None,
                         help="an interpreter that already imports RecBole (skips --venv)")
+    parser.add_argument("--parallel", action="store_true",
+                        help="train both sides at once (one thread each; both timings then "
+                             "share the machine)")
     parser.add_argument("--recbole-worker", nargs=2, type=Path, metavar=("JOB", "RESULT"),
                         help=argparse.SUPPRESS)
     parser.add_argument("overrides", nargs="*", help="dotted overrides for the mfmrec config")
@@ -295,12 +324,19 @@ def main(argv: list[str] | None = None) -> None:
     cfg = run_config(args.model, args.epochs, args.overrides)
     dataset = load_dataset(args.data)
     args.out.mkdir(parents=True, exist_ok=True)
-    rows: dict[str, dict] = {}
-    if args.only in ("both", "mfmrec"):
-        rows.update(mfmrec_side(cfg, args.data, args.out))
+    ours: dict[str, dict] = {}
+    theirs: dict[str, dict] = {}
+    worker = None
     if args.only in ("both", "recbole"):
         python = args.recbole_python or ensure_recbole(args.venv)
-        rows.update(recbole_side(args.model, cfg, dataset, args.out, python))
+        worker = start_recbole(args.model, cfg, dataset, args.out, python)
+        if not args.parallel:
+            theirs = recbole_rows(worker, args.out)
+    if args.only in ("both", "mfmrec"):
+        ours = mfmrec_side(args.model, cfg, args.data, args.out)
+    if worker is not None and args.parallel:
+        theirs = recbole_rows(worker, args.out)
+    rows = {**ours, **theirs}
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
     report = {"model": args.model, "dataset": dataset.name, "simulated": dataset.simulated,
               "epochs": args.epochs, "device": device, "command": " ".join(sys.argv),

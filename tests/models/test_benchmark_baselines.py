@@ -84,3 +84,20 @@ def test_vbpr_and_bpr_get_the_same_settings(tmp_path):
                for f in vbpr_fashion.MODELS.values()]
     assert len({(c.train.epochs, c.train.lr, c.train.seed, c.train.batch_size,
                  c.train.weight_decay) for c in configs}) == 1
+
+
+def test_peer_mfmrec_side_compares_under_recboles_history_rule(walk_dir, tmp_path):
+    cfg = peer_recbole.run_config("sasrec", 1, [
+        "model.hidden=8", "model.inner=16", "model.layers=1", "train.batch_size=16"])
+    rows = peer_recbole.mfmrec_side("sasrec", cfg, walk_dir, tmp_path)
+    kept = rows["mfmrec full ranking (history kept, as RecBole)"]
+    excluded = rows["mfmrec full ranking (history excluded, reference)"]
+    assert set(rows) == {"mfmrec full ranking (history kept, as RecBole)",
+                         "mfmrec full ranking (history excluded, reference)",
+                         "mfmrec 100 stored candidates"}
+    # masking the history removes competitors only, so no metric can drop
+    assert all(excluded[m] >= kept[m] - 1e-12 for m in peer_recbole.METRICS)
+    theirs = {"recbole 1.2.1 full ranking": {m: 0.5 for m in peer_recbole.METRICS}}
+    text = peer_recbole.table({**rows, **theirs})
+    ratio = next(x for x in text.splitlines() if x.startswith("| ratio"))
+    assert f"{kept['HR@5'] / 0.5:.3f}" in ratio  # the compared row is the matched one
