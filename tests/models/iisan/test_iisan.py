@@ -215,6 +215,7 @@ def test_trainable_state_round_trip_restores_the_scores(synthetic):
     ("align", "sideways", "model.align"),
     ("fusion", "max", "model.fusion"),
     ("gate_temperature", 0.0, "model.gate_temperature"),
+    ("side_dropout", 1.0, "model.side_dropout"),
 ])
 def test_bad_configs_name_the_field(field, value, match):
     with pytest.raises(ConfigError, match=match):

@@ -126,3 +126,19 @@ def test_fusion_modes(mode):
                 "sum": lambda: parts[0] + parts[1],
                 "mean": lambda: (parts[0] + parts[1]) / 2}[mode]()
     assert torch.allclose(fusion(outputs), expected, atol=1e-6)
+
+
+def test_side_dropout_acts_only_while_training():
+    torch.manual_seed(0)
+    net = SideNetwork(6, 10, text_taps=2, image_taps=2, hidden=5, bottleneck=3, dropout=0.5)
+    for block in [*net.text.blocks, *net.image.blocks, *net.inter.blocks]:
+        with torch.no_grad():
+            block.up.weight.normal_()  # make the blocks' bottleneck count
+    text, image = torch.randn(4, 3, 6), torch.randn(4, 3, 10)
+    net.train()
+    assert not torch.allclose(net(text, image), net(text, image))  # two dropout masks
+    net.eval()
+    assert torch.equal(net(text, image), net(text, image))
+    quiet = SideNetwork(6, 10, text_taps=2, image_taps=2, hidden=5, bottleneck=3)
+    quiet.load_state_dict(net.state_dict())  # dropout has no parameters
+    assert torch.allclose(quiet(text, image), net(text, image))

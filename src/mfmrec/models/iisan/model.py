@@ -106,9 +106,11 @@ class IISANConfig(ContentConfig):
     gate_temperature: float = 0.1  # T in g = sigmoid(p / T)
     align: str = "text_to_image"  # inter-modal width: text_to_image | image_to_text
     fusion: str = "concat"  # concat (+ linear) | sum | mean of the projected towers
+    side_dropout: float = 0.0  # dropout in the side blocks and on the tower outputs
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check(0.0 <= self.side_dropout < 1.0, "model.side_dropout", "must be in [0, 1)")
         self.text_layers = _check_taps(self.text_layers, "model.text_layers")
         self.image_layers = _check_taps(self.image_layers, "model.image_layers")
         check(self.adapter_dim >= 1, "model.adapter_dim", "must be >= 1")
@@ -222,7 +224,7 @@ def live_encoders(cfg: ContentConfig, dataset) -> dict[str, nn.Module]:
 def _side(cfg: IISANConfig, widths: dict[str, int], taps: dict[str, list[int]]) -> SideNetwork:
     return SideNetwork(widths[TEXT], widths.get(IMAGE), len(taps[TEXT]),
                        len(taps.get(IMAGE, ())), cfg.hidden, cfg.adapter_dim,
-                       cfg.gate_temperature, cfg.align, cfg.fusion)
+                       cfg.gate_temperature, cfg.align, cfg.fusion, cfg.side_dropout)
 
 
 def _taps(cfg: IISANConfig, depths: dict[str, int]) -> dict[str, list[int]]:
