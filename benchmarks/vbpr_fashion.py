@@ -30,6 +30,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -67,6 +68,36 @@ def score(run_dir: Path) -> dict[str, dict[str, float]]:
                    progress=False)
     return {PROTOCOLS[t]: {m: float(res["tasks"][t]["prompts"]["-"][m]) for m in METRICS}
             for t in PROTOCOLS}
+
+
+def rank_breakdown(model, dataset, attrs: tuple[str, str] = ("articleType", "baseColour"),
+                   chunk: int = 512) -> dict[str, float]:
+    """Where full ranking puts each test item (history excluded): its median rank, and how
+    many items outrank it, split by whether they share its ``attrs`` (the catalogue's hidden
+    attributes), plus the top-10's share of the test item's values."""
+    users, hists, targets = dataset.targets("test")
+    values = [np.asarray([str(a.get(k, "")) for a in dataset.attributes]) for k in attrs]
+    first, second = values
+    ranks, counts, shares = [], np.zeros(4), np.zeros(2)
+    model.eval()
+    for s in range(0, len(users), chunk):
+        with torch.no_grad():
+            scores = model.score_items(torch.as_tensor(users[s:s + chunk]), None).numpy()
+        for row, hist, t in zip(scores, hists[s:s + chunk], targets[s:s + chunk], strict=True):
+            row[hist] = -np.inf
+            above = row > row[t]  # (N,)
+            a, b = first == first[t], second == second[t]
+            counts += [(above & a & b).sum(), (above & a & ~b).sum(),
+                       (above & ~a & b).sum(), (above & ~a & ~b).sum()]
+            top = np.argsort(-row)[:10]
+            shares += [np.mean(first[top] == first[t]), np.mean(second[top] == second[t])]
+            ranks.append(above.sum())
+    n = len(ranks)
+    k1, k2 = attrs
+    labels = [f"above: same {k1}+{k2}", f"above: same {k1} only", f"above: same {k2} only",
+              "above: neither"]
+    return {"median rank": float(np.median(ranks)), **dict(zip(labels, counts / n, strict=True)),
+            f"top-10 share of its {k1}": shares[0] / n, f"top-10 share of its {k2}": shares[1] / n}
 
 
 def table(rows: dict[str, dict[str, dict[str, float]]]) -> str:
@@ -109,18 +140,27 @@ def main(argv: list[str] | None = None) -> None:
     features = ensure_features(data_dir, args.features_from)
     dataset = load_dataset(data_dir)
     rows, seconds = {}, {}
+    ranks = {}
     for key in MODELS:
         run_dir, seconds[key] = train_model(key, args, data_dir)
         rows[key] = score(run_dir)
+        ranks[key] = rank_breakdown(load_run(run_dir).model, dataset)
     report = {"dataset": dataset.name, "simulated": dataset.simulated, "data": str(data_dir),
               "users": dataset.num_users, "items": dataset.num_items, "features": features,
               "shared_overrides": shared_overrides(args), "train_seconds": seconds,
-              "command": " ".join(sys.argv), "results": rows}
+              "command": " ".join(sys.argv), "results": rows, "rank_breakdown": ranks}
     (args.work / "vbpr_fashion.json").write_text(json.dumps(report, indent=2))
     print(f"{dataset.name} (SIMULATED users: {dataset.num_users}, {dataset.num_items} real "
           f"items, baseColour hidden in titles), test split")
     print("equal settings: " + " ".join(report["shared_overrides"]))
     print(table(rows))
+    print("\nfull ranking, test items (history excluded): mean counts of items ranked above "
+          "the test item, by the hidden attributes they share with it")
+    names = list(next(iter(ranks.values())))
+    print("| model | " + " | ".join(names) + " |\n" + "|---" * (len(names) + 1) + "|")
+    for key, row in ranks.items():
+        print(f"| {key} | " + " | ".join(f"{row[n]:.3f}" if n.startswith("top")
+                                        else f"{row[n]:.1f}" for n in names) + " |")
 
 
 if __name__ == "__main__":

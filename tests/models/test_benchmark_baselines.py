@@ -101,3 +101,24 @@ def test_peer_mfmrec_side_compares_under_recboles_history_rule(walk_dir, tmp_pat
     text = peer_recbole.table({**rows, **theirs})
     ratio = next(x for x in text.splitlines() if x.startswith("| ratio"))
     assert f"{kept['HR@5'] / 0.5:.3f}" in ratio  # the compared row is the matched one
+
+
+def test_vbpr_rank_breakdown_counts_outranking_items_by_shared_attribute():
+    import torch
+
+    kinds = [("A", "r"), ("A", "g"), ("A", "r"), ("B", "r"), ("B", "g")]
+    data = SimpleNamespace(
+        attributes=[{"articleType": t, "baseColour": c} for t, c in kinds],
+        targets=lambda split: (np.array([0, 1]), [np.array([0]), np.array([1])],
+                               np.array([2, 3])))
+    scores = torch.tensor([[9.0, 5, 3, 4, 1], [1, 9, 2, 0, 3]])
+    model = SimpleNamespace(eval=lambda: None, score_items=lambda users, hist: scores[users])
+    out = vbpr_fashion.rank_breakdown(model, data)
+    # user 0 (target 2: A, r): 1 (A, g) and 3 (B, r) outrank it; item 0 is history
+    # user 1 (target 3: B, r): 0 and 2 (A, r) and 4 (B, g) outrank it
+    assert out["median rank"] == 2.5
+    assert out["above: same articleType+baseColour"] == 0.0
+    assert out["above: same articleType only"] == 1.0
+    assert out["above: same baseColour only"] == 1.5
+    assert out["above: neither"] == 0.0
+    assert out["top-10 share of its articleType"] == 0.5
