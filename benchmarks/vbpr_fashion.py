@@ -60,9 +60,8 @@ def train_model(key: str, args, data_dir: Path) -> tuple[Path, float | None]:
                        skip_existing=args.skip_existing, quiet=True)
 
 
-def score(run_dir: Path) -> dict[str, dict[str, float]]:
-    """{protocol: {metric: value}} on the test split."""
-    run = load_run(run_dir)
+def score(run) -> dict[str, dict[str, float]]:
+    """{protocol: {metric: value}} of a loaded run on the test split."""
     res = evaluate(run.model, run.dataset, tasks=[DIRECT, SEQUENTIAL], split="test",
                    exclude_history=True, hr_ks=KS, ndcg_ks=KS, batch_size=512,
                    progress=False)
@@ -76,8 +75,8 @@ def rank_breakdown(model, dataset, attrs: tuple[str, str] = ("articleType", "bas
     many items outrank it, split by whether they share its ``attrs`` (the catalogue's hidden
     attributes), plus the top-10's share of the test item's values."""
     users, hists, targets = dataset.targets("test")
-    values = [np.asarray([str(a.get(k, "")) for a in dataset.attributes]) for k in attrs]
-    first, second = values
+    first, second = (np.asarray([str(a.get(k, "")) for a in dataset.attributes])
+                     for k in attrs)  # (N,) each
     ranks, counts, shares = [], np.zeros(4), np.zeros(2)
     model.eval()
     for s in range(0, len(users), chunk):
@@ -139,12 +138,12 @@ def main(argv: list[str] | None = None) -> None:
     data_dir = prepare_data(args)
     features = ensure_features(data_dir, args.features_from)
     dataset = load_dataset(data_dir)
-    rows, seconds = {}, {}
-    ranks = {}
+    rows, seconds, ranks = {}, {}, {}
     for key in MODELS:
         run_dir, seconds[key] = train_model(key, args, data_dir)
-        rows[key] = score(run_dir)
-        ranks[key] = rank_breakdown(load_run(run_dir).model, dataset)
+        run = load_run(run_dir)
+        rows[key] = score(run)
+        ranks[key] = rank_breakdown(run.model, run.dataset)
     report = {"dataset": dataset.name, "simulated": dataset.simulated, "data": str(data_dir),
               "users": dataset.num_users, "items": dataset.num_items, "features": features,
               "shared_overrides": shared_overrides(args), "train_seconds": seconds,
