@@ -274,17 +274,6 @@ def evaluate_run(args, run_dir: Path, data_dir: Path) -> dict:
     return {"report": report, "ranks": ranks}
 
 
-def paired_bootstrap(a: np.ndarray, b: np.ndarray, metric: str, rounds: int = 2000,
-                     seed: int = 0) -> tuple[float, float, float]:
-    """Mean of per-user metric(a) - metric(b) and its 95% bootstrap interval over users."""
-    kind, k = metric.split("@")
-    fn = M.hits_at if kind == "HR" else M.ndcg_at
-    diff = fn(a, int(k)) - fn(b, int(k))  # (U,)
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, len(diff), (rounds, len(diff)))].mean(1)
-    return float(diff.mean()), float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
-
-
 # ---- references (no model) ---------------------------------------------------------------
 def reference_ranks(dataset) -> dict[str, np.ndarray]:
     """Test ranks of model-free scorers over the same 100 candidates, for scale.
@@ -329,7 +318,7 @@ def table(args, results: dict, references: dict[str, np.ndarray]) -> str:
             base = np.asarray(results[BASE[variant]]["ranks"][prompt])
             cells = []
             for m in METRICS:
-                d, lo, hi = paired_bootstrap(np.asarray(results[variant]["ranks"][prompt]),
+                d, lo, hi = M.paired_bootstrap(np.asarray(results[variant]["ranks"][prompt]),
                                              base, m)
                 cells.append(f"{d:+.4f} [{lo:+.3f}, {hi:+.3f}]")
             lines.append(f"| {prompt} | {variant} - {BASE[variant]} (95% CI) | "

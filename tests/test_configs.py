@@ -32,6 +32,8 @@ TINY = {
     "sasrec": ["model.hidden=16", "model.inner=32", "model.max_len=10"],
     "bpr-mf": ["model.dim=8"], "bpr-mlp": ["model.dim=8", "model.layers=[8,4]"],
     "vbpr": ["model.dim=4", "model.visual_dim=4"],
+    "tiger": ["model.backbone=tiny", "model.beams=2", "model.user_tokens=16",
+              "model.max_input_length=64"],
 }
 _SMALL_USER_ENCODER = ["model.hidden=8", "model.layers=1", "model.heads=2", "model.inner=16",
                        "model.max_len=6"]
@@ -64,6 +66,23 @@ def _write_simulated_features(ds) -> None:
         save_features(ds, layers_name(name), torch.randn(ds.num_items, 9, 8, generator=gen),
                       none, {"encoder": "random layer states for config tests (simulated)",
                              "modality": modality})
+    _build_semantic_ids(ds, gen)
+
+
+def _build_semantic_ids(ds, gen) -> None:
+    """Semantic ID sets (``indexing: semantic:NAME``) from a random store, simulated."""
+    from mfmrec.features.store import save_features
+    from mfmrec.ids import IdBuildConfig, build_ids
+
+    names = {str(m["indexing"]).split(":", 1)[1] for m in _model_sections()
+             if str(m.get("indexing", "")).startswith("semantic:")}
+    if names:
+        save_features(ds, "random-ids-input", torch.randn(ds.num_items, 8, generator=gen),
+                      torch.zeros(ds.num_items, dtype=torch.bool),
+                      {"encoder": "random features for config tests (simulated)"})
+    for name in sorted(names):
+        build_ids(ds.root, name, IdBuildConfig(levels=2, codebook=4,
+                                               features=["random-ids-input"]))
 
 
 @pytest.fixture(scope="module")

@@ -306,3 +306,49 @@ def test_valid_split_uses_valid_targets(tiny):
     # the test-split oracle is wrong about valid targets (different items)
     wrong = evaluate(Oracle(tiny, split="test"), tiny, split="valid", progress=False)
     assert _metrics(wrong, "sequential")["HR@1"] == 0.0
+
+
+class ScoringGenerator(Oracle):
+    """A generator whose beam list is the top-10 of its own scores, except for user 0."""
+
+    def score_items(self, users, histories, prompt=None):
+        scores = torch.arange(N_ITEMS, dtype=torch.float32).repeat(len(users), 1) / N_ITEMS
+        for row, u in enumerate(users.tolist()):
+            scores[row, self.target[u]] = 2.0
+        return scores  # (B, N)
+
+    def recommend(self, users, histories, k, prompt=None):
+        top = self.score_items(users, histories).topk(k, dim=1).indices
+        top[users == 0] = torch.arange(k)  # one user's beam disagrees with its exact list
+        return top
+
+
+def test_exact_sequential_scorer_ranks_all_items_and_reports_beam_agreement(tiny):
+    users, _, _ = tiny.targets("test")
+    model = ScoringGenerator(tiny)
+    beam = evaluate(model, tiny, tasks=["sequential"], progress=False)
+    exact = evaluate(model, tiny, tasks=["sequential"], progress=False,
+                     sequential_scorer="exact", keep_ranks=True)
+    section = exact["tasks"]["sequential"]
+    assert "exact full-catalogue" in section["protocol"]
+    assert "generated" in beam["tasks"]["sequential"]["protocol"]
+    m = section["prompts"]["-"]
+    assert m["HR@1"] == 1.0 and m["ranks"] == [1] * len(users)
+    assert m["top10_agreement_with_beam"] == pytest.approx(1 - (users == 0).sum() / len(users))
+    assert "ranks" not in beam["tasks"]["sequential"]["prompts"]["-"]
+    with pytest.raises(ConfigError, match="eval.sequential_scorer"):
+        build(EvalConfig, {"sequential_scorer": "greedy"}, prefix="eval.")
+
+
+def test_popularity_scores_training_counts(tiny):
+    from mfmrec.models.popularity import Popularity
+
+    model = Popularity.from_dataset(tiny)
+    counts = np.zeros(N_ITEMS)
+    for seq in tiny.train_sequences:
+        np.add.at(counts, seq, 1)
+    scores = model.score_items(torch.arange(3), [torch.zeros(0, dtype=torch.long)] * 3)
+    assert scores.shape == (3, N_ITEMS) and np.allclose(scores[1].numpy(), counts)
+    res = evaluate(model, tiny, tasks=["sequential", "direct"], progress=False,
+                   exclude_history=True)
+    assert set(res["tasks"]) == {"sequential", "direct"}

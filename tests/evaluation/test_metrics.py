@@ -103,3 +103,17 @@ def test_list_validity_counts_invalid_and_duplicates():
 def test_history_mask():
     mask = history_mask([torch.tensor([0, 2]), np.array([], dtype=np.int64)], 3)
     assert mask.tolist() == [[True, False, True], [False, False, False]]
+
+
+def test_paired_bootstrap_interval_brackets_the_mean_difference():
+    from mfmrec.evaluation.metrics import paired_bootstrap
+
+    a = np.array([1, 1, 2, 20, 1, 3] * 20)  # better ranks than b on most users
+    b = np.array([5, 30, 2, 20, 12, 3] * 20)
+    mean, low, high = paired_bootstrap(a, b, "HR@1", rounds=500)
+    assert mean == pytest.approx(3 / 6) and low <= mean <= high and low > 0
+    same = paired_bootstrap(a, a, "NDCG@10", rounds=200)
+    assert same == (0.0, 0.0, 0.0)
+    assert paired_bootstrap(a, b, "HR@10", seed=3) == paired_bootstrap(a, b, "HR@10", seed=3)
+    with pytest.raises(ValueError, match="HR@k or NDCG@k"):
+        paired_bootstrap(a, b, "MRR")

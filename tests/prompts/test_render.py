@@ -89,3 +89,36 @@ def test_missing_fields_name_the_slot():
     out = render(BY_ID["C-9"], PromptContext(user=0, item=0, feature="hue"), DATA, 1,
                  with_target=False)
     assert out.target is None and out.text.startswith("Based on the feature word hue ,")
+
+
+def test_semantic_names_replace_numbers_in_inputs_and_targets():
+    from mfmrec.prompts.render import ItemText
+
+    names = ["<a_1><b_0>", "<a_0><b_2>", "<a_1><b_1>", "<a_2><b_0>"]
+    items = ItemText(DATA, names)
+    ctx = PromptContext(user=6, history=[0, 2], target=3)
+    out = render(BY_ID["A-3"], ctx, items, image_tokens=1)
+    assert f"<a_1><b_0> {PH} , <a_1><b_1> {PH}" in out.text
+    assert out.target == "<a_2><b_0>" and "17" not in out.text
+    out = render(BY_ID["B-1"], PromptContext(user=4, item=1, label=True), items, 1)
+    assert "<a_0><b_2>" in out.text and "4 " not in out.text.split("item_")[-1]
+
+
+def test_bare_template_is_a_user_token_and_space_joined_names():
+    from mfmrec.prompts.render import ItemText, user_token
+    from mfmrec.prompts.templates import TEMPLATES
+
+    names = ["<a_1>", "<a_0>", "<a_2>", "<a_3>"]
+    ctx = PromptContext(user=6, history=[0, 2, 1], target=3, separator=ARROW)
+    out = render(BY_ID["A-bare"], ctx, ItemText(DATA, names, user_buckets=50), 0)
+    assert out.text == f"{user_token(6, 50)} <a_1> <a_2> <a_0>"
+    assert out.target == "<a_3>"
+    # the user's index modulo the buckets: one token per user when there are enough
+    assert user_token(6, 50) == "<u_6>" and user_token(56, 50) == "<u_6>"
+    assert len({user_token(u, 200) for u in range(200)}) == 200
+    # with user tokens every user slot holds the token, not the number
+    out = render(BY_ID["A-3"], ctx, ItemText(DATA, names, user_buckets=50), 0)
+    assert "user_<u_6> :" in out.text
+    with pytest.raises(DataError, match="user tokens"):
+        render(BY_ID["A-bare"], ctx, ItemText(DATA, names), 0)
+    assert "A-bare" not in {t.id for t in TEMPLATES}  # not one of the paper's 29

@@ -81,3 +81,13 @@ def test_resume_refuses_a_changed_config_but_allows_io_settings(tiny_data, make_
     io_only = make_config(train={"epochs": 1, "checkpoint_every": 4, "log_every": 2})
     result = train(io_only, tiny_data, tmp_path / "run", resume=True, quiet=True)
     assert result.state.step == result.total_steps
+
+
+def test_time_budget_stops_at_the_first_step_past_it_and_saves(tiny_data, make_config,
+                                                               tmp_path):
+    cfg = make_config(train={"epochs": 3, "max_minutes": 1e-9})  # spent after one step
+    result = train(cfg, tiny_data, tmp_path / "run", quiet=True)
+    assert result.state.step == 1 < result.total_steps
+    assert (tmp_path / "run" / "final").is_dir()
+    with pytest.raises(ConfigError, match="train.max_minutes"):
+        make_config(train={"max_minutes": 0})

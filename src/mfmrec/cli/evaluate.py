@@ -65,6 +65,10 @@ def evaluate_cmd(
     users: int = typer.Option(None, "--users", help="Evaluate only the first N users."),
     direct_scorer: str = typer.Option(None, "--direct-scorer", help="exact (score the 100 "
                                       "candidates) or beam (constrained generation)."),
+    sequential_scorer: str = typer.Option(
+        None, "--sequential-scorer", help="Generative models on sequential prompts: beam "
+        "(their generated top-k, the default) or exact (log-likelihood of every item: full "
+        "ranking comparable with SASRec's; reports the top-10 agreement with beam)."),
     batch_size: int = typer.Option(None, "--batch-size", help="Users per model call."),
     seed: int = typer.Option(None, "--seed", help="Seed of any sampling during evaluation."),
     exclude_history: bool = typer.Option(None, "--exclude-history/--keep-history",
@@ -81,7 +85,8 @@ def evaluate_cmd(
 
     run = _load(run_dir, data)
     section = _eval_section(run, tasks=_csv(tasks), prompts=_csv(prompts), split=split,
-                            users=users, direct_scorer=direct_scorer, batch_size=batch_size,
+                            users=users, direct_scorer=direct_scorer,
+                            sequential_scorer=sequential_scorer, batch_size=batch_size,
                             seed=seed, exclude_history=exclude_history)
     cfg = build(EvalConfig, section, prefix="eval.")
     console = Console()

@@ -26,6 +26,7 @@ app = typer.Typer(
 COMMAND_MODULES = [
     "mfmrec.cli.data",
     "mfmrec.cli.features",
+    "mfmrec.cli.ids",
     "mfmrec.cli.demo",
     "mfmrec.cli.train",
     "mfmrec.cli.pretrain",

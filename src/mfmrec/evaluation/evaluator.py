@@ -57,6 +57,10 @@ class EvalConfig:
     seed: int = 0  # torch seed, reset before every (task, prompt)
     exclude_history: bool = False  # full ranking: drop the user's history items
     direct_scorer: str = "exact"  # "exact" (score 100 candidates) or "beam"
+    # generative models on sequential: "beam" (their generated top-k list) or "exact"
+    # (full-catalogue log-likelihoods, comparable with score-based full ranking)
+    sequential_scorer: str = "beam"
+    keep_ranks: bool = False  # also return each user's rank of the target (0 = missed)
     hr_ks: list[int] = field(default_factory=lambda: list(HR_KS))  # HR cut-offs
     ndcg_ks: list[int] = field(default_factory=lambda: list(NDCG_KS))  # NDCG cut-offs
 
@@ -71,6 +75,8 @@ class EvalConfig:
         check(self.batch_size >= 1, "eval.batch_size", "must be >= 1")
         check(self.direct_scorer in ("exact", "beam"), "eval.direct_scorer",
               f"expected exact or beam, got {self.direct_scorer!r}")
+        check(self.sequential_scorer in ("exact", "beam"), "eval.sequential_scorer",
+              f"expected exact or beam, got {self.sequential_scorer!r}")
         check(all(k >= 1 for k in (*self.hr_ks, *self.ndcg_ks)) and bool(self.hr_ks),
               "eval.hr_ks", "cut-offs must be >= 1 (and hr_ks non-empty)")
         if self.prompts is not None:
@@ -168,9 +174,23 @@ def _per_prompt(bar, name: str, prompts, total: int, unit: str, seed: int, run) 
     return out
 
 
+def _generates(model, cfg: EvalConfig) -> bool:
+    """Whether sequential ranking reads the model's generated list (not scores)."""
+    return overrides(model, "recommend") and cfg.sequential_scorer == "beam"
+
+
+def _beam_agreement(model, users, hists, scores, cfg, prompt) -> int:
+    """How many users' exact top-k (k = 10) equal their beam top-k as sets."""
+    k = min(10, scores.shape[1])
+    beam = torch.as_tensor(model.recommend(users, hists, k=k, prompt=prompt)).cpu()
+    exact = scores.topk(k, dim=1).indices.cpu()
+    return int(sum(set(b.tolist()) == set(e.tolist()) for b, e in zip(beam, exact, strict=True)))
+
+
 def _sequential_prompt(model, data: _Split, cfg: EvalConfig, prompt, num_items, advance):
-    generative = overrides(model, "recommend")
-    ranks, lists = [], []
+    generative = _generates(model, cfg)
+    compare = overrides(model, "recommend") and not generative  # exact scores of a generator
+    ranks, lists, agree = [], [], 0
     for sl, users, hists in data.batches(cfg.batch_size):
         if generative:
             k = min(cfg.list_length, num_items)
@@ -184,10 +204,14 @@ def _sequential_prompt(model, data: _Split, cfg: EvalConfig, prompt, num_items, 
             exclude = M.history_mask(hists, num_items).to(scores.device) \
                 if cfg.exclude_history else None
             ranks.append(M.rank_from_scores(scores, data.targets[sl], exclude))
+            if compare:
+                agree += _beam_agreement(model, users, hists, scores, cfg, prompt)
         advance(len(users))
     out = _ranking_result(ranks, cfg)
     if generative:
         out.update(M.list_validity(_stack(lists), num_items))
+    if compare:
+        out["top10_agreement_with_beam"] = agree / max(1, len(data.users))
     return out
 
 
@@ -200,13 +224,20 @@ def _stack(lists: list[np.ndarray]) -> np.ndarray:
 
 def _ranking_result(ranks: list[np.ndarray], cfg: EvalConfig) -> dict:
     r = np.concatenate(ranks) if ranks else np.zeros(0, dtype=np.int64)
-    return {**M.ranking_metrics(r, cfg.hr_ks, cfg.ndcg_ks), "users": int(r.size)}
+    out = {**M.ranking_metrics(r, cfg.hr_ks, cfg.ndcg_ks), "users": int(r.size)}
+    if cfg.keep_ranks:  # for paired comparisons (bootstrap) between models
+        f = np.asarray(r, dtype=np.float64)
+        out["ranks"] = np.where(np.isfinite(f) & (f >= 1), f, 0).astype(np.int64).tolist()
+    return out
 
 
 def _sequential(model, dataset, data: _Split, cfg, prompts, bar) -> dict:
-    generative = overrides(model, "recommend")
-    protocol = (f"generated top-{cfg.list_length} list" if generative else "full ranking "
-                "over all items" + (", history excluded" if cfg.exclude_history else ""))
+    generative = _generates(model, cfg)
+    exact = overrides(model, "recommend") and not generative
+    protocol = (f"generated top-{cfg.list_length} list" if generative
+                else "full ranking over all items" + (
+                    " (exact full-catalogue log-likelihoods)" if exact else "")
+                + (", history excluded" if cfg.exclude_history else ""))
     per_prompt = _per_prompt(bar, SEQUENTIAL, prompts, len(data.users), "users", cfg.seed,
                              lambda p, adv: _sequential_prompt(model, data, cfg, p,
                                                                dataset.num_items, adv))
@@ -326,6 +357,7 @@ def evaluate(
     model: Recommender, dataset, tasks: Sequence[str] = TASKS, split: str = "test",
     prompts=None, users=None, batch_size: int = 64, seed: int = 0,
     exclude_history: bool = False, direct_scorer: str = "exact", progress: bool = True,
+    sequential_scorer: str = "beam", keep_ranks: bool = False,
     hr_ks: Sequence[int] = HR_KS, ndcg_ks: Sequence[int] = NDCG_KS,
     console: Console | None = None,
 ) -> dict:
@@ -338,7 +370,9 @@ def evaluate(
     n_users = users if users is None or isinstance(users, (int, np.integer)) else None
     cfg = EvalConfig(tasks=list(tasks), prompts=None, split=split, users=n_users,
                      batch_size=batch_size, seed=seed, exclude_history=exclude_history,
-                     direct_scorer=direct_scorer, hr_ks=list(hr_ks), ndcg_ks=list(ndcg_ks))
+                     direct_scorer=direct_scorer, sequential_scorer=sequential_scorer,
+                     keep_ranks=keep_ranks,
+                     hr_ks=list(hr_ks), ndcg_ks=list(ndcg_ks))
     plan = prompt_plan(cfg.tasks, prompts)
     data = select_users(dataset, split, users)
     restrict = users is not None

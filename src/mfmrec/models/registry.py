@@ -22,12 +22,14 @@ _REGISTRY: dict[str, ModelEntry] = {}
 # modules that register models when imported (kept lazy: importing T5 is slow)
 _MODULES = {
     "sasrec": "mfmrec.models.sasrec",
+    "popularity": "mfmrec.models.popularity",
     "bpr-mf": "mfmrec.models.bpr",
     "bpr-mlp": "mfmrec.models.bpr",
     "vbpr": "mfmrec.models.vbpr",
     "peter": "mfmrec.models.peter",
     "peter+": "mfmrec.models.peter",
     "vip5": "mfmrec.models.vip5",
+    "tiger": "mfmrec.models.tiger",
     "iisan": "mfmrec.models.iisan",
     "iisan-uncached": "mfmrec.models.iisan",
     "mm-full-ft": "mfmrec.models.iisan",

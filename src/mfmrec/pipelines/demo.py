@@ -1,60 +1,83 @@
-"""The main job (``mfmrec demo``): the whole VIP5 pipeline on the embedded demo dataset.
+"""The main job (``mfmrec demo``): VIP5 with semantic item IDs on the embedded demo data.
 
 1. build the demo dataset (SIMULATED users and reviews; item images drawn by code);
-2. encode the item images with the real pretrained EfficientNet-Lite0;
-3. pretrain a tiny T5 backbone P5-style on text-only prompts of all three families;
-4. tune VIP5 adapters on that frozen backbone twice: with 2 image tokens per item, and
-   with text-only prompts (the paper's Fig. 3 comparison);
-5. evaluate both on sequential, direct and explanation prompts (seen and held out);
-6. print the result tables side by side and one user's recommendations and explanation.
+2. encode item images (real EfficientNet-Lite0) and titles (real all-MiniLM-L6-v2);
+3. build two semantic ID sets with residual k-means: ``mm`` from image + text features and
+   ``text`` from title features only (``DATA/ids/``);
+4. per ID set, pretrain a tiny T5 backbone P5-style on text-only prompts (full tuning),
+   then tune VIP5 adapters on it, frozen: ``multimodal`` (image+text IDs, 2 image tokens
+   per item) and ``text-only`` (text IDs, text-only prompts);
+5. train SASRec (cross-entropy) and count popularity, the rows every number is read against;
+6. score everything with the one evaluator: sequential A-3 as full ranking over all items
+   (VIP5 by exact full-catalogue log-likelihoods; history excluded for every model) and
+   direct B-5 over the 100 stored candidates; a paired bootstrap gives the 95% interval
+   of multimodal - text-only;
+7. print one table, one user's history and recommendations with titles, and write
+   ``OUT/summary.json`` and ``OUT/report.md``.
 
-Every step is skipped when its output already exists, so an interrupted demo resumes.
-The configs are embedded here (not read from ``configs/``) so the demo runs from an
-installed package as well as from a checkout.
+Every step is skipped when its output exists, so an interrupted demo resumes. Configs
+are embedded here so the demo runs from an installed package as well as a checkout.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
-import torch
 from rich.console import Console
 
 from mfmrec.data import load_dataset
 from mfmrec.io import write_json
+from mfmrec.pipelines.demo_report import (
+    example_user,
+    intervals,
+    markdown_table,
+    print_table,
+    summary_results,
+)
 
-IMAGE_ENCODER = "efficientnet-lite0"
-PROMPTS = {"sequential": ["A-3", "A-9"], "direct": ["B-5", "B-8"],
-           "explanation": ["C-3", "C-12"]}
-_RANKING = ["HR@5", "NDCG@5", "HR@10", "NDCG@10"]  # all metrics stay in eval/test.json
-SHOWN = {"sequential": _RANKING, "direct": _RANKING,
-         "explanation": ["BLEU-4", "ROUGE-1", "ROUGE-L"]}
-_TRAIN = {"batch_size": 32, "lr": 1.0e-3, "warmup_ratio": 0.05, "grad_clip": 5.0,
+IMAGE_ENCODER, TEXT_ENCODER = "efficientnet-lite0", "minilm"
+DEMO_USERS = 1000  # simulated users: enough data for a learned model to show a taste
+ID_SETS = {"mm": [IMAGE_ENCODER, TEXT_ENCODER], "text": [TEXT_ENCODER]}
+ID_LEVELS, ID_CODEBOOK = 2, 8  # 64 cells for 200 items, plus a disambiguation code
+PROMPTS = {"sequential": ["A-3"], "direct": ["B-5"]}
+_TRAIN = {"batch_size": 32, "lr": 2.0e-3, "warmup_ratio": 0.05, "grad_clip": 5.0,
           "log_every": 50}
-# Training candidate lists hold 19 negatives instead of the paper's 99: a 100-item list
-# is ~550 tokens here and the attention over it dominates a CPU step. Evaluation still
-# ranks the 100 stored candidates (99 frozen negatives + the positive).
-_MODEL = {"name": "vip5", "tokenizer": None, "sampling": "paper", "max_input_length": 640,
-          "whole_word_positions": 640, "num_negatives": 19, "beams": 20}
-PRETRAIN = {"model": {**_MODEL, "backbone": "tiny", "tuning": "full", "image_tokens": 0},
-            "train": {**_TRAIN, "epochs": 6, "lr": 2.0e-3}}
+# Training candidate lists hold 19 negatives instead of the paper's 99 (a 100-item list is
+# ~700 tokens and dominates a CPU step); evaluation ranks the 100 stored candidates.
+_MODEL = {"name": "vip5", "tokenizer": None, "sampling": "paper", "max_input_length": 320,
+          "whole_word_positions": 320, "num_negatives": 19, "beams": 20, "max_history": 10,
+          "tasks": ["sequential", "direct"]}
+PRETRAIN_EPOCHS, TUNE_EPOCHS = 3, 2
+SASREC = {"model": {"name": "sasrec", "hidden": 64, "layers": 2, "heads": 1, "inner": 256,
+                    "max_len": 20, "hidden_dropout": 0.5, "attn_dropout": 0.5, "loss": "ce",
+                    "samples": "prefix"},
+          "train": {"epochs": 100, "batch_size": 256, "lr": 1.0e-3, "weight_decay": 0.0,
+                    "warmup_ratio": 0.0, "schedule": "constant", "grad_clip": 0.0,
+                    "adam_eps": 1.0e-8, "log_every": 100}}
+RUNS = {"multimodal": ("mm", 2), "text-only": ("text", 0)}  # label -> (ID set, image tokens)
 
 
-DEMO_USERS = 300  # of the demo generator's simulated users: keeps the job in minutes
+def pretrain_config(ids: str) -> dict:
+    """P5-style pretraining of a tiny T5 on text-only prompts naming items by ``ids``."""
+    model = {**_MODEL, "backbone": "tiny", "tuning": "full", "image_tokens": 0,
+             "indexing": f"semantic:{ids}"}
+    return {"model": model, "train": {**_TRAIN, "epochs": PRETRAIN_EPOCHS}}
 
 
-def tuning_config(backbone: Path, image_tokens: int) -> dict:
-    """VIP5 adapter tuning on the pretrained backbone; ``image_tokens=0`` = text-only.
+def tuning_config(backbone: Path, ids: str, image_tokens: int) -> dict:
+    """VIP5 adapters on the frozen pretrained backbone; ``image_tokens=0`` = text-only.
 
     The tiny backbone is 64 wide, so the paper's reduction factor 8 would leave 8-wide
     adapters; the demo uses 4 (16 wide). Configs for real backbones keep 8.
     """
     model = {**_MODEL, "backbone": str(backbone), "tuning": "adapters",
              "reduction_factor": 4, "image_tokens": image_tokens,
-             "image_features": IMAGE_ENCODER if image_tokens else None}
-    return {"model": model, "train": {**_TRAIN, "epochs": 3, "lr": 2.0e-3}}
+             "image_features": IMAGE_ENCODER if image_tokens else None,
+             "indexing": f"semantic:{ids}"}
+    return {"model": model, "train": {**_TRAIN, "epochs": TUNE_EPOCHS}}
 
 
 def build_data(out: Path, seed: int) -> Path:
@@ -66,10 +89,24 @@ def build_data(out: Path, seed: int) -> Path:
     return data_dir
 
 
-def encode_images(data_dir: Path, quiet: bool) -> None:
+def encode_items(data_dir: Path, quiet: bool) -> None:
     from mfmrec.features.extract import extract_features
 
     extract_features(data_dir, IMAGE_ENCODER, batch_size=50, quiet=quiet)
+    extract_features(data_dir, TEXT_ENCODER, batch_size=50, quiet=quiet)
+
+
+def build_id_sets(data_dir: Path, seed: int, console: Console) -> None:
+    from mfmrec.ids import IdBuildConfig, build_ids, health_line, ids_path
+
+    for name, features in ID_SETS.items():
+        if ids_path(data_dir, name).is_file():
+            continue
+        config = IdBuildConfig(method="rkmeans", levels=ID_LEVELS, codebook=ID_CODEBOOK,
+                               seed=seed, features=features)
+        ids = build_ids(data_dir, name, config)
+        console.print(f"  ids {name} ({'+'.join(features)}): {health_line(ids.meta['health'])}",
+                      markup=False, highlight=False)
 
 
 def _train(config: dict, data_dir: Path, run_dir: Path, quiet: bool, pretrain: bool) -> Path:
@@ -79,6 +116,8 @@ def _train(config: dict, data_dir: Path, run_dir: Path, quiet: bool, pretrain: b
         return run_dir
     cfg = resolve(config, source=f"demo:{run_dir.name}")
     resume = (run_dir / "checkpoints").is_dir()
+    if run_dir.is_dir() and not resume:  # stopped before its first checkpoint: start over
+        shutil.rmtree(run_dir)
     if pretrain:
         from mfmrec.models.vip5.pretrain import pretrain as run
 
@@ -90,63 +129,50 @@ def _train(config: dict, data_dir: Path, run_dir: Path, quiet: bool, pretrain: b
     return run_dir
 
 
-def evaluate_run(run_dir: Path, quiet: bool, console: Console) -> dict:
+def evaluate_model(model, dataset, saved: Path, quiet: bool, console: Console) -> dict:
+    """Test-split results of A-3 (full ranking, history excluded) and B-5, with ranks."""
     from mfmrec.evaluation.evaluator import evaluate
-    from mfmrec.evaluation.report import write_report
-    from mfmrec.training.checkpoint import load_run
 
-    saved = run_dir / "eval" / "test.json"
     if saved.is_file():
         return json.loads(saved.read_text())
-    run = load_run(run_dir)
-    results = evaluate(run.model, run.dataset, tasks=list(PROMPTS), split="test",
-                       prompts=PROMPTS, batch_size=64, seed=0, progress=not quiet,
-                       console=console)
-    write_report(run_dir, "test", results)
+    # models without prompts ignore them; their results are then keyed A-3 / B-5 as well
+    results = evaluate(model, dataset, tasks=list(PROMPTS), split="test", prompts=PROMPTS,
+                       batch_size=32, seed=0, exclude_history=True, progress=not quiet,
+                       sequential_scorer="exact", keep_ranks=True, console=console)
+    write_json(saved, results)
     return results
 
 
-def print_comparison(runs: dict[str, dict], console: Console) -> str:
-    """Side-by-side tables (multimodal vs text-only) per task; returns the Markdown."""
-    from mfmrec.evaluation.report import print_section, section_markdown, side_by_side
-
-    parts = []
-    for task in PROMPTS:
-        modes = ("standard", "p5") if task == "explanation" else ("p5",)
-        for mode in modes:
-            section = side_by_side(runs, task=task, mode=mode, metrics=SHOWN[task])
-            print_section(section, console)
-            parts.append(section_markdown(section))
-    return "\n".join(parts)
-
-
-def show_user(run_dir: Path, console: Console, user: int = 0, k: int = 5) -> str:
-    """One user's top-k recommendations (A-3) and an explanation (C-3) for the first."""
-    from mfmrec.evaluation.evaluator import recommend_top_k
+def _run_model(run_dir: Path):
     from mfmrec.training.checkpoint import load_run
 
-    run = load_run(run_dir)
-    ds = run.dataset
-    history = torch.as_tensor(ds.sequences[user])
-    items = recommend_top_k(run.model, torch.tensor([user]), [history], k, prompt="A-3")[0]
-    lines = [f"User {ds.user_ids[user]} ({ds.user_names[user]}), last purchases: "
-             + "; ".join(ds.titles[int(i)] or "?" for i in history[-3:])]
-    for rank, item in enumerate(items.tolist(), 1):
-        lines.append(f"  {rank}. item {ds.numbers[item]} {ds.item_ids[item]}: {ds.titles[item]}")
-    request = {"user": user, "item": int(items[0]), "rating": 5, "summary": "",
-               "feature": "", "reviewer_name": ds.user_names[user]}
-    explanation = run.model.explain([request], prompt="C-3")[0]
-    lines.append(f"  why item {ds.numbers[int(items[0])]} (C-3, 5 stars): {explanation}")
-    text = "\n".join(lines)
-    console.print(text, markup=False, highlight=False)
-    return text
+    return load_run(run_dir)
+
+
+def train_all(out: Path, data_dir: Path, quiet: bool, console: Console) -> dict[str, Path]:
+    """Pretrain + tune each VIP5 variant, and train SASRec; returns label -> run dir."""
+    runs = {}
+    for step, (label, (ids, k)) in enumerate(RUNS.items(), 1):
+        console.print(f"[bold]{step}/3[/] {label}: pretraining a tiny T5 on text-only prompts "
+                      f"with {ids} IDs, then VIP5 adapters"
+                      + (f" with {k} image tokens per item" if k else ""))
+        pre = _train(pretrain_config(ids), data_dir, out / "runs" / f"pretrain-{ids}", quiet,
+                     pretrain=True)
+        runs[label] = _train(tuning_config(pre / "backbone", ids, k), data_dir,
+                             out / "runs" / label, quiet, pretrain=False)
+    console.print("[bold]3/3[/] SASRec (cross-entropy over all items)")
+    runs["sasrec"] = _train(SASREC, data_dir, out / "runs" / "sasrec", quiet, pretrain=False)
+    return runs
 
 
 def run_demo(out: Path, seed: int = 0, quiet: bool = False) -> dict:
-    """Run every step (each skipped when done) and write ``OUT/report.md``."""
+    """Run every step (each skipped when done); write ``OUT/summary.json`` and report."""
     from transformers.utils import logging as hf_logging
 
+    from mfmrec.models.popularity import Popularity
+
     hf_logging.disable_progress_bar()  # the demo reports its own steps
+    hf_logging.set_verbosity_error()
     out = Path(out)
     console = Console(width=max(Console().width, 110))
     start = time.time()
@@ -154,24 +180,29 @@ def run_demo(out: Path, seed: int = 0, quiet: bool = False) -> dict:
     ds = load_dataset(data_dir)
     console.print(f"[bold]demo data[/] {data_dir}: {ds.num_users} users, {ds.num_items} items "
                   "(SIMULATED users and reviews; images drawn by code)")
-    encode_images(data_dir, quiet)
-    console.print("[bold]1/3[/] pretraining a tiny T5 backbone on text-only prompts")
-    p5 = _train(PRETRAIN, data_dir, out / "runs" / "pretrain", quiet, pretrain=True)
-    backbone = p5 / "backbone"
-    runs = {}
-    for step, (label, k) in enumerate((("multimodal", 2), ("text-only", 0)), 2):
-        console.print(f"[bold]{step}/3[/] VIP5 adapters, {label} prompts")
-        run_dir = _train(tuning_config(backbone, k), data_dir, out / "runs" / label, quiet,
-                         pretrain=False)
-        runs[label] = evaluate_run(run_dir, quiet, console)
-    tables = print_comparison(runs, console)
-    example = show_user(out / "runs" / "multimodal", console)
+    encode_items(data_dir, quiet)
+    build_id_sets(data_dir, seed, console)
+    runs = train_all(out, data_dir, quiet, console)
+    results = {}
+    for label, run_dir in runs.items():
+        results[label] = evaluate_model(_run_model(run_dir).model, ds,
+                                        run_dir / "eval" / "demo-test.json", quiet, console)
+    results["popularity"] = evaluate_model(Popularity.from_dataset(ds), ds,
+                                           out / "popularity-test.json", quiet, console)
+    table = summary_results(results)
+    spans = intervals(results, "multimodal", "text-only")
+    print_table(table, spans, console)
+    example = example_user(_run_model(runs["multimodal"]), console)
     summary = {"elapsed_s": round(time.time() - start, 1), "seed": seed,
-               "data": str(data_dir), "simulated": True,
-               "runs": {k: str(out / "runs" / k) for k in runs}}
+               "data": str(data_dir), "simulated": True, "results": table,
+               "intervals": {"multimodal - text-only": spans},
+               "protocols": {"A-3": "full ranking over all items, history excluded (VIP5: "
+                             "exact full-catalogue log-likelihoods)",
+                             "B-5": "the 100 stored test candidates (exact scores)"},
+               "runs": {k: str(v) for k, v in runs.items()}}
     write_json(out / "summary.json", summary)
     (out / "report.md").write_text(
-        "# mfmrec demo (SIMULATED data)\n\n" + tables + "\n## Example\n\n```\n" + example
-        + "\n```\n")
+        "# mfmrec demo (SIMULATED data)\n\n" + markdown_table(table, spans)
+        + "\n## Example\n\n```\n" + example + "\n```\n")
     console.print(f"demo finished in {summary['elapsed_s']:.0f} s; report: {out / 'report.md'}")
     return summary

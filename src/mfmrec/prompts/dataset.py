@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from mfmrec.errors import ConfigError
-from mfmrec.prompts.render import Rendered, render
+from mfmrec.prompts.render import USER_BUCKETS, Rendered, render
 from mfmrec.prompts.tasks import PromptBuilder, PromptOptions, PromptSample
 from mfmrec.prompts.templates import FAMILIES, Template, get_template, templates_of
 
@@ -48,14 +48,17 @@ class PromptDataset(torch.utils.data.Dataset):
 
     def __init__(self, dataset, tokenizer, split: str = "train",
                  families: Sequence[str] = ("A", "B", "C"), image_tokens: int = 2,
-                 seed: int = 0, templates: Sequence[str] | None = None, **options):
+                 seed: int = 0, templates: Sequence[str] | None = None,
+                 names: Sequence[str] | None = None, user_buckets: int = USER_BUCKETS,
+                 **options):
         if split not in ("train", "valid", "test"):
             raise ConfigError(f"split must be train, valid or test, got {split!r}")
         unknown = [f for f in families if f not in FAMILIES]
         if unknown:
             raise ConfigError(f"unknown prompt families {unknown} (known: A, B, C)")
         self.options = PromptOptions(image_tokens=image_tokens, **options)
-        self.builder = PromptBuilder(dataset, tokenizer, self.options)
+        self.builder = PromptBuilder(dataset, tokenizer, self.options, names=names,
+                                     user_buckets=user_buckets)
         self.data, self.split, self.seed, self.epoch = dataset, split, int(seed), 0
         self.templates = self._choose(families, templates)
         self._load_sources()
@@ -173,7 +176,7 @@ class PromptDataset(torch.utils.data.Dataset):
     def render(self, index: int) -> tuple[Template, Rendered]:
         """The rendered text of sample ``index`` (no tokenizer needed)."""
         template, ctx = self.context(index)
-        return template, render(template, ctx, self.data, self.options.image_tokens)
+        return template, render(template, ctx, self.builder.items, self.options.image_tokens)
 
     def __getitem__(self, index: int) -> PromptSample:
         template, ctx = self.context(index)

@@ -7,9 +7,14 @@ what it needs by slot name. Rendering needs no tokenizer.
 Slot rules (as in the paper's code):
 
 * ``user_id`` is the user's number, internal index + 1 (P5's numbering also starts at 1);
+* with user tokens (``user_buckets > 0``), ``user_id`` is the user's own token ``<u_H>``
+  instead of its number, and ``user_token`` (TIGER's bare input) is that token alone (see
+  :func:`user_token`);
 * ``user_desc`` is the reviewer name, or ``user_<number>`` when the dataset has none;
-* items are written as their prompt number (``dataset.numbers[item]``) followed by
-  ``k`` image placeholders (``<extra_id_0>``), e.g. ``1234 <extra_id_0> <extra_id_0>``;
+* items are written as their name followed by ``k`` image placeholders
+  (``<extra_id_0>``), e.g. ``1234 <extra_id_0> <extra_id_0>``; the name is the prompt
+  number (``dataset.numbers[item]``) unless ``names`` gives one per item (semantic IDs:
+  ``<a_12><b_7><c_3><d_0>``, one word of code tokens);
   histories and candidate lists join such entries with ``" , "`` or ``" -> "``;
 * ``item_id`` (input) is the bare number of the item in question; its picture comes from
   the ``item_photo`` slot that follows it;
@@ -21,6 +26,7 @@ Slot rules (as in the paper's code):
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,6 +40,29 @@ COMMA, ARROW = " , ", " -> "
 SEPARATORS = (COMMA, ARROW)
 UNKNOWN_TITLE = "unknown title"
 _SENTINEL = re.compile(r"<extra_id_\d+>")
+USER_BUCKETS = 0  # 0: users are written as numbers (the paper)
+
+
+def user_token(user: int, buckets: int) -> str:
+    """``<u_H>``, ``H`` = the user's internal index modulo ``buckets``: with at least as many
+    buckets as users every user has a token of its own; fewer share them (TIGER hashes
+    users into 2,000 tokens)."""
+    if buckets < 1:
+        raise ValueError(f"user tokens need buckets >= 1, got {buckets}")
+    return f"<u_{int(user) % buckets}>"
+
+
+class ItemText:
+    """What rendering reads about items: a title and a name (number or code word) each."""
+
+    def __init__(self, data, names=None, user_buckets: int = USER_BUCKETS):
+        self.titles = data.titles
+        self.names = (list(names) if names is not None
+                      else [str(int(n)) for n in data.numbers])
+        self.user_buckets = user_buckets
+
+    def name(self, item: int) -> str:
+        return self.names[int(item)]
 
 
 @dataclass
@@ -89,9 +118,8 @@ def _photo(item: int, k: int) -> Piece:
     return " ".join([PLACEHOLDER] * k), ((int(item),) if k else ())
 
 
-def _entry(data, item: int, k: int) -> str:
-    number = str(int(data.numbers[item]))
-    return number + (" " + " ".join([PLACEHOLDER] * k) if k else "")
+def _entry(data: ItemText, item: int, k: int) -> str:
+    return data.name(item) + (" " + " ".join([PLACEHOLDER] * k) if k else "")
 
 
 def _item_list(data, items: Sequence[int], sep: str, k: int) -> Piece:
@@ -101,12 +129,20 @@ def _item_list(data, items: Sequence[int], sep: str, k: int) -> Piece:
 
 # ---- input slots: (ctx, data, k) -> (text, image items) -------------------------------
 def _user_id(ctx, data, k) -> Piece:
+    if data.user_buckets:
+        return user_token(ctx.user, data.user_buckets), ()
     return str(user_number(ctx.user)), ()
+
+
+def _user_token(ctx, data, k) -> Piece:
+    if not data.user_buckets:
+        raise DataError("prompt slot 'user_token' needs user tokens (set model.user_tokens)")
+    return user_token(ctx.user, data.user_buckets), ()
 
 
 def _user_desc(ctx, data, k) -> Piece:
     name = _clean(ctx.user_name or "")
-    return (name or f"user_{user_number(ctx.user)}"), ()
+    return (name or f"user_{_user_id(ctx, data, k)[0]}"), ()
 
 
 def _history(ctx, data, k) -> Piece:
@@ -119,7 +155,7 @@ def _candidates(ctx, data, k) -> Piece:
 
 
 def _item_id(ctx, data, k) -> Piece:
-    return str(int(data.numbers[_need(ctx, "item", "item_id")])), ()
+    return data.name(_need(ctx, "item", "item_id")), ()
 
 
 def _item_photo(ctx, data, k) -> Piece:
@@ -144,7 +180,8 @@ def _feature(ctx, data, k) -> Piece:
 
 
 INPUT_RENDERERS: dict[str, Callable[[PromptContext, Any, int], Piece]] = {
-    "user_id": _user_id, "user_desc": _user_desc, "purchase_history": _history,
+    "user_id": _user_id, "user_token": _user_token, "user_desc": _user_desc,
+    "purchase_history": _history,
     "candidates": _candidates, "item_id": _item_id, "item_photo": _item_photo,
     "item_title": _item_title, "review_headline": _headline, "star_rating": _star,
     "feature": _feature,
@@ -153,7 +190,7 @@ INPUT_RENDERERS: dict[str, Callable[[PromptContext, Any, int], Piece]] = {
 
 # ---- target slots: (ctx, data) -> text -------------------------------------------------
 def _target_item(ctx, data) -> str:
-    return str(int(data.numbers[_need(ctx, "target", "item_id")]))
+    return data.name(_need(ctx, "target", "item_id"))
 
 
 def _yes_no(ctx, data) -> str:
@@ -172,11 +209,16 @@ TARGET_RENDERERS: dict[str, Callable[[PromptContext, Any], str]] = {
 
 def render(template: Template, ctx: PromptContext, data, image_tokens: int = 2,
            with_target: bool = True) -> Rendered:
-    """Fill ``template`` from ``ctx``; ``data`` gives ``numbers`` and ``titles`` per item.
+    """Fill ``template`` from ``ctx``; ``data`` is an :class:`ItemText`, or a dataset
+    (anything with ``numbers`` and ``titles`` per item: items named by number).
 
     With ``with_target=False`` (inference) the target is ``None`` and its fields may be
     missing from ``ctx``.
     """
+    if not isinstance(data, ItemText):
+        data = ItemText(data)
+    if template.separator is not None:
+        ctx = dataclasses.replace(ctx, separator=template.separator)
     if image_tokens < 0:
         raise ValueError(f"image_tokens must be >= 0, got {image_tokens}")
     texts, items = [], []

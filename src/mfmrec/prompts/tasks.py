@@ -20,7 +20,14 @@ import numpy as np
 
 from mfmrec.config import check
 from mfmrec.errors import DataError
-from mfmrec.prompts.render import ARROW, COMMA, PromptContext, render
+from mfmrec.prompts.render import (
+    ARROW,
+    COMMA,
+    USER_BUCKETS,
+    ItemText,
+    PromptContext,
+    render,
+)
 from mfmrec.prompts.templates import Template
 from mfmrec.prompts.tokenization import Encoded, encode_input, encode_target, placeholder_id
 
@@ -93,8 +100,10 @@ def sample_negatives(rng: np.random.Generator, num_items: int, exclude: Sequence
 class PromptBuilder:
     """Renders and tokenizes prompts of one dataset with one tokenizer."""
 
-    def __init__(self, dataset, tokenizer, options: PromptOptions | None = None):
+    def __init__(self, dataset, tokenizer, options: PromptOptions | None = None,
+                 names: Sequence[str] | None = None, user_buckets: int = USER_BUCKETS):
         self.data = dataset
+        self.items = ItemText(dataset, names, user_buckets)  # item names: numbers or codes
         self.tokenizer = tokenizer  # None: render-only (e.g. to build a tokenizer corpus)
         self.options = options or PromptOptions()
         self.pid = placeholder_id(tokenizer) if tokenizer is not None else None
@@ -170,11 +179,11 @@ class PromptBuilder:
         if self.tokenizer is None:
             raise ValueError("this PromptBuilder renders only: it was built without a tokenizer")
         k, limit = self.options.image_tokens, self.options.max_length
-        rendered = render(template, ctx, self.data, k, with_target)
+        rendered = render(template, ctx, self.items, k, with_target)
         enc = encode_input(self.tokenizer, rendered.text, self.pid)
         while len(enc.input_ids) > limit and self._list_len(template, ctx) > 0:
             ctx = self._shorten(template, ctx, len(enc.input_ids), protect_target)
-            rendered = render(template, ctx, self.data, k, with_target)
+            rendered = render(template, ctx, self.items, k, with_target)
             enc = encode_input(self.tokenizer, rendered.text, self.pid)
         image_items = [i for i in rendered.image_items for _ in range(k)]
         if len(enc.input_ids) > limit:
@@ -204,7 +213,7 @@ class PromptBuilder:
         """Drop about enough list entries to bring ``length`` tokens under the limit."""
         field = "history" if "purchase_history" in template.input_slots else "candidates"
         items = list(getattr(ctx, field))
-        bare = render(template, dataclasses.replace(ctx, **{field: []}), self.data,
+        bare = render(template, dataclasses.replace(ctx, **{field: []}), self.items,
                       self.options.image_tokens, with_target=False)
         base = len(encode_input(self.tokenizer, bare.text, self.pid).input_ids)
         per_entry = max(1.0, (length - base) / max(1, len(items)))

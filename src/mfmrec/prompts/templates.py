@@ -10,6 +10,10 @@ Families (the paper's three task families):
 * ``B`` direct recommendation (B-1 .. B-8),
 * ``C`` explanation generation (C-1 .. C-12).
 
+Beyond the paper, ``BARE_TEMPLATES`` holds ``A-bare``: TIGER's input, a hashed user token
+and the history's item names joined by spaces, with no prompt text. It is used only when
+named (``model.templates``, ``--prompts``), never in VIP5's default training mix.
+
 ``held_out`` templates (A-9, B-8, C-12) never appear in training; they measure zero-shot
 generalisation to unseen prompts. ``seen_eval`` templates (A-3, B-5, C-3) are the
 training prompts the paper reports its main evaluation with.
@@ -27,7 +31,7 @@ FAMILIES = {"A": "sequential", "B": "direct", "C": "explanation"}
 
 #: Slots an input string may name; each has one renderer in ``render.py``.
 INPUT_SLOTS = frozenset({
-    "user_id", "user_desc", "purchase_history", "candidates", "item_id", "item_photo",
+    "user_id", "user_token", "user_desc", "purchase_history", "candidates", "item_id", "item_photo",
     "item_title", "review_headline", "star_rating", "feature",
 })
 #: Slots a target string may name.
@@ -47,6 +51,7 @@ class Template:
     target: str = "{}"
     held_out: bool = False
     seen_eval: bool = False
+    separator: str | None = None  # joins the history; None: " , " or " -> " (the paper's)
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES or not self.id.startswith(self.family + "-"):
@@ -158,7 +163,12 @@ TEMPLATES: tuple[Template, ...] = (
        held_out=True),
 )
 
-BY_ID: dict[str, Template] = {t.id: t for t in TEMPLATES}
+#: Inputs that are not the paper's prompts: used only when named.
+BARE_TEMPLATES: tuple[Template, ...] = (
+    _t("A-bare", "{} {}", "user_token purchase_history", separator=" "),
+)
+
+BY_ID: dict[str, Template] = {t.id: t for t in TEMPLATES + BARE_TEMPLATES}
 
 #: The paper's seen-prompt evaluation template of each family.
 SEEN_EVAL = {t.family: t.id for t in TEMPLATES if t.seen_eval}
@@ -172,7 +182,7 @@ def get_template(template_id: str) -> Template:
         return BY_ID[template_id]
     except KeyError:
         raise ConfigError(f"unknown prompt template {template_id!r} (known: A-1..A-9, "
-                          "B-1..B-8, C-1..C-12)") from None
+                          "B-1..B-8, C-1..C-12, A-bare)") from None
 
 
 def templates_of(family: str, training: bool | None = None) -> list[Template]:

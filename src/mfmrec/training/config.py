@@ -49,6 +49,10 @@ class TrainConfig:
     precision: str | bool = "auto"
     seed: int = 2022  # model init, data order, per-sample randomness, dropout
     max_steps: int | None = None  # optional cap on optimizer steps (the schedule ends there)
+    # optional wall-clock budget of training (minutes, summed over resumes): the run stops
+    # at the first optimizer step past it, checkpointed; the schedule still follows the
+    # epochs / max_steps (use schedule: constant for budgeted comparisons)
+    max_minutes: float | None = None
     checkpoint_every: int = 0  # optimizer steps between checkpoints; 0: only at epoch ends
     keep_checkpoints: int = 2  # most recent checkpoints kept on disk; 0 keeps all
     log_every: int = 10  # optimizer steps between metrics.jsonl lines
@@ -83,6 +87,8 @@ class TrainConfig:
               f"expected one of {', '.join(STRATEGIES)}, got {self.distributed!r}")
         check(self.max_steps is None or self.max_steps >= 1, "train.max_steps",
               f"must be >= 1 or null, got {self.max_steps}")
+        check(self.max_minutes is None or self.max_minutes > 0, "train.max_minutes",
+              f"must be > 0 or null, got {self.max_minutes}")
 
 
 # fields that may change between a run and its resumption without changing the result

@@ -299,12 +299,24 @@ class Trainer:
                 st.epoch, st.batch = epoch + 1, 0
             log.step(loss, lr)
             every = self.cfg.checkpoint_every
-            if epoch_end or st.step == self.total_steps or (every and st.step % every == 0):
+            over = self._over_budget()
+            if (epoch_end or over or st.step == self.total_steps
+                    or (every and st.step % every == 0)):
                 self._checkpoint()
             for callback in self.callbacks:
                 callback(st)
-            if epoch_end:
+            if epoch_end or over:
                 break
+
+    def _over_budget(self) -> bool:
+        """Whether ``train.max_minutes`` of training time are spent (any process decides,
+        so that all stop at the same step)."""
+        if self.cfg.max_minutes is None:
+            return False
+        over = torch.tensor([float(self.state.elapsed >= 60.0 * self.cfg.max_minutes)],
+                            device=self.accelerator.device)
+        self.out_of_time = bool(self.accelerator.reduce(over, "max").item() > 0)
+        return self.out_of_time
 
     def _max_over_processes(self, memory: dict) -> dict:
         acc = self.accelerator
@@ -325,7 +337,8 @@ class Trainer:
         monitor = MemoryMonitor(acc.device).start()
         try:
             with log.display:
-                while self.state.step < self.total_steps and self.state.epoch < self.cfg.epochs:
+                while (self.state.step < self.total_steps and self.state.epoch < self.cfg.epochs
+                       and not self._over_budget()):
                     self._epoch(self.state.epoch, log)
         finally:  # a kill (an exception from a callback) must not leave the sampler running
             memory = monitor.stop()

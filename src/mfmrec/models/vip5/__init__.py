@@ -7,6 +7,7 @@ injected), prompt embeddings, item image tokens, prompt builder -- and hands the
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import torch
@@ -15,6 +16,14 @@ from mfmrec.errors import ConfigError
 from mfmrec.models.registry import register
 from mfmrec.models.vip5.backbone import backbone_for, checkpoint_has_tokenizer, is_preset
 from mfmrec.models.vip5.config import VIP5Config
+from mfmrec.models.vip5.indexing import (
+    SEMANTIC,
+    add_tokens,
+    code_names,
+    code_vocabulary,
+    extend_vocabulary,
+    user_vocabulary,
+)
 from mfmrec.models.vip5.mapping import (
     ItemImageTokens,
     MappingNetwork,
@@ -87,18 +96,59 @@ def _image_tokens(config: VIP5Config, dataset, d_model: int) -> ItemImageTokens 
     return ItemImageTokens(features, mapping)
 
 
-def build_vip5(config: VIP5Config, dataset, tokenizer=None) -> VIP5:
-    """Assemble VIP5 for ``dataset``; every random part is drawn from ``init_seed``."""
-    from mfmrec.prompts.tasks import PromptBuilder, PromptOptions
+def item_names(config: VIP5Config, dataset) -> tuple[list[str] | None, list[str]]:
+    """(per-item names or None for numbers, new tokens to add) of ``model.indexing`` and
+    ``model.user_tokens``."""
+    indexing = config.item_indexing
+    names, tokens = None, []
+    if indexing.kind == SEMANTIC:
+        from mfmrec.ids import load_ids
+
+        ids = load_ids(dataset.root, indexing.ids_name, item_ids=list(dataset.item_ids))
+        names, tokens = code_names(ids.codes), code_vocabulary(ids.codes)
+    return names, tokens + user_vocabulary(config.user_tokens)
+
+
+def _with_tokens(tokenizer, tokens: list[str]):
+    """A copy of ``tokenizer`` with ``tokens`` added (the caller's stays as it was), and
+    the id of the first new token."""
+    start = len(tokenizer)
+    vocab = tokenizer.get_vocab()
+    if all(t in vocab for t in tokens):
+        return tokenizer, start
+    tokenizer = copy.deepcopy(tokenizer)
+    add_tokens(tokenizer, tokens)
+    return tokenizer, start
+
+
+def _targets(tokenizer, names: list[str] | None, numbers) -> list[list[int]]:
     from mfmrec.prompts.tokenization import item_target_ids
 
+    if names is None:
+        return item_target_ids(tokenizer, numbers)
+    targets = [list(x) for x in tokenizer(names, verbose=False).input_ids]
+    for name, ids in zip(names, targets, strict=True):
+        if tokenizer.unk_token_id in ids:
+            raise ConfigError(f"semantic ID {name}: the tokenizer does not know its tokens")
+    return targets
+
+
+def build_vip5(config: VIP5Config, dataset, tokenizer=None, model_class: type = VIP5) -> VIP5:
+    """Assemble VIP5 (or a subclass, e.g. TIGER) for ``dataset``; every random part is
+    drawn from ``init_seed``."""
+    from mfmrec.prompts.tasks import PromptBuilder, PromptOptions
+
+    names, new_tokens = item_names(config, dataset)  # first: a missing ID set fails fast
     tokenizer = tokenizer if tokenizer is not None else resolve_tokenizer(config, dataset)
+    tokenizer, start = _with_tokens(tokenizer, new_tokens)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.init_seed)
-        backbone = backbone_for(config.backbone, len(tokenizer),
+        backbone = backbone_for(config.backbone, start,
                                 pad_token_id=tokenizer.pad_token_id,
                                 eos_token_id=tokenizer.eos_token_id, seed=config.init_seed,
                                 dropout=config.dropout)
+        extend_vocabulary(backbone, start, len(tokenizer), frozen_base=config.uses_adapters,
+                          seed=config.init_seed + 1)
         if config.uses_adapters:
             inject_adapters(backbone, _adapter_spec(config))
         d_model = backbone.config.d_model
@@ -108,9 +158,10 @@ def build_vip5(config: VIP5Config, dataset, tokenizer=None) -> VIP5:
         image_tokens=config.image_tokens, max_history=config.max_history,
         max_length=config.max_input_length, max_target_length=config.max_target_length,
         num_negatives=config.num_negatives, sampling=config.sampling)
-    prompts = PromptBuilder(dataset, tokenizer, options)
-    targets = item_target_ids(tokenizer, dataset.numbers)
-    return VIP5(config, backbone, embeddings, image_tokens, prompts, tokenizer, targets)
+    prompts = PromptBuilder(dataset, tokenizer, options, names=names,
+                            user_buckets=config.user_tokens)
+    targets = _targets(tokenizer, names, dataset.numbers)
+    return model_class(config, backbone, embeddings, image_tokens, prompts, tokenizer, targets)
 
 
 @register("vip5", VIP5Config, "VIP5: T5 + adapters over multimodal personalized prompts")

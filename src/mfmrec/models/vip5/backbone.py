@@ -37,6 +37,9 @@ PRESETS: dict[str, T5Shape] = {
                     d_ff=128),
     "small": T5Shape(num_layers=6, num_decoder_layers=6, d_model=512, num_heads=8, d_kv=64,
                      d_ff=2048),
+    # TIGER's generative retriever (Rajput et al., 2023): 4 + 4 layers, 6 heads of 64
+    "tiger": T5Shape(num_layers=4, num_decoder_layers=4, d_model=128, num_heads=6, d_kv=64,
+                     d_ff=1024),
     "base": T5Shape(num_layers=12, num_decoder_layers=12, d_model=768, num_heads=12, d_kv=64,
                     d_ff=3072),
 }

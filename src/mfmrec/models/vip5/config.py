@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mfmrec.config import check
+from mfmrec.models.vip5.indexing import Indexing
 
 TUNING_MODES = ("adapters", "adapters-self", "full")
 FAMILIES = ("sequential", "direct", "explanation")
@@ -22,6 +23,11 @@ class VIP5Config:
     tokenizer: str | None = None  # tokenizer dir; None: the backbone's own, else one trained
     init_seed: int = 0  # seed of every randomly initialised part (frozen ones must match)
     dropout: float | None = None  # dropout of the backbone; None keeps the checkpoint's (0.1)
+    # -- item and user names
+    indexing: str = "number"  # number (the paper) | semantic:NAME (DATA/ids/NAME, code tokens)
+    # users as tokens <u_H> (H = user index mod user_tokens), new rows that train, in every
+    # user slot; 0 = users as numbers (the paper). >= the user count: one token per user
+    user_tokens: int = 0
     # -- parameter-efficient tuning
     tuning: str = "adapters"  # adapters (self+cross, the paper) | adapters-self | full
     reduction_factor: int = 8  # adapter width = d_model / reduction_factor
@@ -51,6 +57,8 @@ class VIP5Config:
     def __post_init__(self) -> None:
         check(bool(self.backbone), "model.backbone", "give a preset (tiny, small, base) or a "
               "checkpoint directory")
+        Indexing.parse(self.indexing)  # a ConfigError naming model.indexing
+        check(self.user_tokens >= 0, "model.user_tokens", "must be >= 0 (0 = none)")
         check(self.tuning in TUNING_MODES, "model.tuning",
               f"expected one of {', '.join(TUNING_MODES)}, got {self.tuning!r}")
         check(self.reduction_factor >= 1, "model.reduction_factor", "must be >= 1")
@@ -83,6 +91,10 @@ class VIP5Config:
         check(self.score_chunk_rows >= 0, "model.score_chunk_rows", "must be >= 0")
         check(self.dropout is None or 0 <= self.dropout < 1, "model.dropout",
               "must be in [0, 1) or null")
+
+    @property
+    def item_indexing(self) -> Indexing:
+        return Indexing.parse(self.indexing)
 
     @property
     def uses_adapters(self) -> bool:

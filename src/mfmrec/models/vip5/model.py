@@ -30,13 +30,13 @@ from mfmrec.errors import ConfigError
 from mfmrec.evaluation.decoding import (
     ItemTrie,
     constrained_beam_search,
-    parse_number,
     teacher_forced_scores,
     unconstrained_beam_search,
 )
 from mfmrec.evaluation.packing import additive_key_mask, contiguous_position_bias, packable
 from mfmrec.models.base import DIRECT, EXPLANATION, SEQUENTIAL, Recommender
 from mfmrec.models.vip5.config import VIP5Config
+from mfmrec.models.vip5.indexing import is_new_token_parameter
 from mfmrec.models.vip5.mapping import ItemImageTokens, PromptEmbeddings
 from mfmrec.peft.adapters import is_adapter_parameter, is_layer_norm_parameter
 from mfmrec.prompts.collate import collate as collate_prompts
@@ -45,7 +45,8 @@ from mfmrec.prompts.templates import Template, get_template
 from mfmrec.prompts.tokenization import placeholder_id
 
 FAMILY_OF_TASK = {SEQUENTIAL: "A", DIRECT: "B", EXPLANATION: "C"}
-PART_NAMES = ("adapters", "mapping", "layer_norms", "extra_embeddings", "backbone")
+PART_NAMES = ("adapters", "mapping", "layer_norms", "extra_embeddings", "new_tokens",
+              "backbone")
 LOGIT_BUDGET = 1 << 26  # float logits per scoring pass (256 MiB in fp32)
 
 
@@ -54,6 +55,9 @@ class VIP5(Recommender):
 
     name: ClassVar[str] = "vip5"
     tasks: ClassVar[frozenset[str]] = frozenset({SEQUENTIAL, DIRECT, EXPLANATION})
+    #: the prompt a call uses when given none (the paper's seen evaluation prompts)
+    default_prompts: ClassVar[dict[str, str]] = {SEQUENTIAL: "A-3", DIRECT: "B-5",
+                                                 EXPLANATION: "C-3"}
 
     def __init__(self, config: VIP5Config, backbone: nn.Module, embeddings: PromptEmbeddings,
                  image_tokens: ItemImageTokens | None, prompts: Any, tokenizer: Any,
@@ -69,6 +73,7 @@ class VIP5(Recommender):
         self.item_targets = item_targets  # per item: target token ids ending with </s>
         self.item_trie = ItemTrie(item_targets)
         self._target_table: tuple[torch.Tensor, torch.Tensor] | None = None  # built on use
+        self._catalogue = None  # the items' prefix tree by level, built on first use
         self.last_decoding: dict[str, int] = {}  # what paper-style decoding dropped
         self.apply_tuning()
 
@@ -79,6 +84,8 @@ class VIP5(Recommender):
             inner = name[len("backbone."):]
             if is_adapter_parameter(inner):
                 return "adapters"
+            if is_new_token_parameter(inner):
+                return "new_tokens"
             return "layer_norms" if is_layer_norm_parameter(self.backbone, inner) else "backbone"
         return "extra_embeddings" if name.startswith("embeddings.") else "mapping"
 
@@ -120,6 +127,7 @@ class VIP5(Recommender):
             seed=seed, templates=cfg.templates, max_history=cfg.max_history,
             max_length=cfg.max_input_length, max_target_length=cfg.max_target_length,
             num_negatives=cfg.num_negatives, sampling=cfg.sampling,
+            names=self.prompts.items.names, user_buckets=self.prompts.items.user_buckets,
         )
 
     def collate(self, samples: list) -> dict:
@@ -190,11 +198,11 @@ class VIP5(Recommender):
         empty because outputs did not parse or repeated an item (counted in
         ``last_decoding``)."""
         enc, mask = self._encode(samples)
-        numbers = self.prompts.data.item_of_number
+        names = {name: item for item, name in enumerate(self.prompts.items.names)}
         result = unconstrained_beam_search(
             self.backbone, enc, mask, max(self.config.beams, k),
             decode=lambda out: self.tokenizer.batch_decode(out, skip_special_tokens=True),
-            parse=lambda text: parse_number(text, numbers),
+            parse=lambda text: names.get("".join(text.split())),
             max_new_tokens=self.item_trie.max_depth + 2)
         self.last_decoding = {"invalid": result.invalid, "duplicates": result.duplicates}
         return _padded(result.values, k)
@@ -206,8 +214,28 @@ class VIP5(Recommender):
         """(B, k) items by trie-constrained beam search (``beams`` wide, at least k)."""
         if k > len(self.item_targets):
             raise ValueError(f"k={k} exceeds the {len(self.item_targets)} items")
-        template = self._template(prompt, "A-3", (SEQUENTIAL,))
+        template = self._template(prompt, self.default_prompts[SEQUENTIAL], (SEQUENTIAL,))
         return self._beam(self._ranking_prompts(template, users, histories), self.item_trie, k)
+
+    @torch.no_grad()
+    def score_items(self, users: torch.Tensor, histories: list[torch.Tensor],
+                    prompt: str | None = None) -> torch.Tensor:
+        """(B, N) exact log P(item's target ids | prompt) for every item of the catalogue.
+
+        Computed level by level over the items' prefix tree (each shared prefix decoded
+        once per user, :func:`~mfmrec.evaluation.catalogue.catalogue_scores`), so full
+        ranking is exact and comparable with score-based models; beam search
+        (``recommend``) stays the fast approximation.
+        """
+        from mfmrec.evaluation.catalogue import CatalogueTree, catalogue_scores
+
+        template = self._template(prompt, self.default_prompts[SEQUENTIAL], (SEQUENTIAL,))
+        if self._catalogue is None:
+            self._catalogue = CatalogueTree.from_trie(self.item_trie)
+        enc, mask = self._encode(self._ranking_prompts(template, users, histories))
+        start = self.backbone.config.decoder_start_token_id
+        return catalogue_scores(self.backbone, enc, mask, self._catalogue,
+                                decoder_start_token_id=start)
 
     @torch.no_grad()
     def recommend_candidates(self, users: torch.Tensor, histories: list[torch.Tensor],
@@ -216,7 +244,7 @@ class VIP5(Recommender):
         """(B, k) of each user's own candidates, by beam search over per-user tries."""
         if k > candidates.shape[1]:
             raise ValueError(f"k={k} exceeds the {candidates.shape[1]} candidates")
-        template = self._template(prompt, "B-5", (SEQUENTIAL, DIRECT))
+        template = self._template(prompt, self.default_prompts[DIRECT], (SEQUENTIAL, DIRECT))
         samples = self._ranking_prompts(template, users, histories, candidates)
         tries = [ItemTrie([self.item_targets[i] for i in row], values=row)
                  for row in candidates.tolist()]
@@ -231,7 +259,7 @@ class VIP5(Recommender):
         prompts (A-7, A-8, B-1..B-4) ask about one item each: the score is log P("yes")
         of the prompt about that candidate.
         """
-        template = self._template(prompt, "B-5", (SEQUENTIAL, DIRECT))
+        template = self._template(prompt, self.default_prompts[DIRECT], (SEQUENTIAL, DIRECT))
         if template.is_yes_no:
             return self._yes_no_scores(template, users, histories, candidates)
         enc, mask = self._encode(self._ranking_prompts(template, users, histories, candidates))
@@ -285,7 +313,7 @@ class VIP5(Recommender):
     @torch.no_grad()
     def explain(self, requests: list[dict], prompt: str | None = None) -> list[str]:
         """Greedy decoding of an explanation per request (user, item, rating, ...)."""
-        template = self._template(prompt, "C-3", (EXPLANATION,))
+        template = self._template(prompt, self.default_prompts[EXPLANATION], (EXPLANATION,))
         enc, mask = self._encode(explanation_prompts(self.prompts, requests, template.id))
         out = self.backbone.generate(
             encoder_outputs=enc, attention_mask=mask, do_sample=False, num_beams=1,

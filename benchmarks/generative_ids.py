@@ -1,0 +1,211 @@
+"""Generative recommenders with and without semantic item IDs, at one training budget.
+
+One dataset, one wall-clock training budget per model (``--budget-min``, via
+``train.max_minutes``; lr held constant so a cut run is not left mid-decay), one table of
+full-ranking test HR@5/10 and NDCG@5/10 (all items, history excluded; generative models
+scored by exact full-catalogue log-likelihoods), and paired bootstrap 95% intervals against
+VIP5 with random numbers. Rows:
+
+* ``popularity`` -- training counts (no training);
+* ``sasrec`` -- our SASRec, cross-entropy over all items (configs/sasrec.yaml);
+* ``vip5-number`` -- VIP5's model naming items by random numbers (the paper's indexing);
+* ``vip5-text`` / ``vip5-image+text`` / ``vip5-collab`` -- the same with semantic IDs
+  from title features (MiniLM), image + title features, or SASRec's item table;
+* ``tiger`` -- the TIGER-style model (configs/tiger.yaml) on the text IDs.
+
+VIP5 rows train every weight of a ``tiny`` T5 on text-only sequential prompts (no
+pretrained T5 exists offline; on a CPU the budget is too small for the two-stage
+pretrain-then-adapters recipe). The image+text row needs item photos: a dataset without
+them (the P5 Beauty split here) gets no such row, and the output says so. The
+collaborative IDs come from the SASRec run of this very benchmark, whose training time is
+not charged to ``vip5-collab``.
+
+    python benchmarks/generative_ids.py --data data/beauty --out runs/gen-ids \\
+        --budget-min 20 --eval-users 2000 --parallel 2
+
+Trainings run as ``mfmrec train`` subprocesses (``--parallel`` at a time, one thread
+each); finished runs are reused, so an interrupted benchmark resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+METRICS = ("HR@5", "HR@10", "NDCG@5", "NDCG@10")
+REFERENCE = "vip5-number"
+VIP5 = ["model.name=vip5", "model.backbone=tiny", "model.tuning=full", "model.image_tokens=0",
+        "model.tasks=[sequential]", "model.sampling=paper", "model.max_history=20",
+        "model.max_input_length=256", "model.beams=20", "train.batch_size=64",
+        "train.lr=1e-3", "train.schedule=constant", "train.warmup_ratio=0"]
+
+
+def _python() -> str:
+    return sys.executable
+
+
+def _train(name: str, config: str, overrides: list[str], args) -> tuple[str, float | None]:
+    """``mfmrec train`` in a subprocess (one thread); skipped when the run is finished."""
+    run_dir = args.out / "runs" / name
+    if (run_dir / "final").is_dir():
+        return name, None
+    cmd = [_python(), "-m", "mfmrec.cli.main", "train", str(CONFIGS / config), *overrides,
+           f"train.max_minutes={args.budget_min}", f"train.epochs={args.max_epochs}",
+           "--data", str(args.data), "--out", str(run_dir), "--quiet"]
+    if (run_dir / "checkpoints").is_dir():
+        cmd.append("--resume")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    start = time.time()
+    log = args.out / "logs" / f"{name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a") as fh:
+        code = subprocess.run(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT).returncode
+    if code != 0:
+        raise SystemExit(f"training {name} failed (exit {code}); see {log}")
+    return name, round(time.time() - start, 1)
+
+
+def _parallel(jobs: list[tuple[str, str, list[str]]], args) -> dict[str, float | None]:
+    with ThreadPoolExecutor(max_workers=args.parallel) as pool:
+        done = pool.map(lambda j: _train(*j, args), jobs)
+        return dict(done)
+
+
+def ensure_features(data: Path, quiet: bool) -> list[str]:
+    """Extract MiniLM title features, and EfficientNet image features when items have
+    photos; returns the image encoder names available."""
+    from mfmrec.data import load_dataset
+    from mfmrec.features.extract import extract_features
+
+    extract_features(data, "minilm", batch_size=64, quiet=quiet)
+    ds = load_dataset(data)
+    if not any(p is not None and p.is_file() for p in ds.image_paths):
+        return []
+    extract_features(data, "efficientnet-lite0", batch_size=32, quiet=quiet)
+    return ["efficientnet-lite0"]
+
+
+def build_id_sets(data: Path, images: list[str], sasrec_run: Path, args) -> dict[str, str]:
+    """Build the semantic ID sets; returns {id set: health line}."""
+    from mfmrec.ids import IdBuildConfig, build_ids, health_line, ids_path, load_ids
+
+    sets = {"text": ["minilm"]}
+    if images:
+        sets["image+text"] = [images[0], "minilm"]
+    health = {}
+    for name, features in sets.items():
+        if not ids_path(args.data, name).is_file():
+            build_ids(args.data, name, IdBuildConfig(
+                method=args.method, levels=args.levels, codebook=args.codebook,
+                seed=args.seed, features=features))
+        health[name] = health_line(load_ids(args.data, name).meta["health"])
+    if not ids_path(args.data, "collab").is_file():
+        code = subprocess.run([_python(), "-m", "mfmrec.cli.main", "ids", "build",
+                               str(args.data), "--name", "collab", "--from-run",
+                               str(sasrec_run), "--method", args.method, "--levels",
+                               str(args.levels), "--codebook", str(args.codebook), "--seed",
+                               str(args.seed)]).returncode
+        if code != 0:
+            raise SystemExit("building the collaborative IDs failed")
+    health["collab"] = health_line(load_ids(args.data, "collab").meta["health"])
+    return health
+
+
+def train_models(args, images: list[str]) -> tuple[dict, dict]:
+    seconds = _parallel([("sasrec", "sasrec.yaml", [])], args)
+    health = build_id_sets(args.data, images, args.out / "runs" / "sasrec", args)
+    jobs = [("vip5-number", "vip5-beauty.yaml", VIP5 + ["model.indexing=number"])]
+    for ids in health:
+        jobs.append((f"vip5-{ids}", "vip5-beauty.yaml", VIP5 + [f"model.indexing=semantic:{ids}"]))
+    jobs.append(("tiger", "tiger.yaml", ["model.indexing=semantic:text"]))
+    seconds.update(_parallel(jobs, args))
+    return seconds, health
+
+
+def evaluate_all(args) -> dict[str, dict]:
+    """Test results (with per-user ranks) of every run and of popularity, cached."""
+    from mfmrec.data import load_dataset
+    from mfmrec.evaluation.evaluator import evaluate
+    from mfmrec.io import write_json
+    from mfmrec.models.popularity import Popularity
+    from mfmrec.training.checkpoint import load_run
+
+    ds = load_dataset(args.data)
+    out = {}
+    names = ["popularity"] + sorted(p.name for p in (args.out / "runs").iterdir()
+                                    if (p / "final").is_dir())
+    for name in names:
+        saved = args.out / "eval" / f"{name}.json"
+        if saved.is_file():
+            out[name] = json.loads(saved.read_text())
+            continue
+        model = Popularity.from_dataset(ds) if name == "popularity" else \
+            load_run(args.out / "runs" / name, args.data).model
+        out[name] = evaluate(model, ds, tasks=["sequential"], split="test",
+                             users=args.eval_users, batch_size=16, exclude_history=True,
+                             sequential_scorer="exact", keep_ranks=True,
+                             progress=not args.quiet)
+        write_json(saved, out[name])
+    return out
+
+
+def table(results: dict, seconds: dict, health: dict) -> str:
+    from mfmrec.evaluation.metrics import paired_bootstrap
+
+    def row(name):
+        return next(iter(results[name]["tasks"]["sequential"]["prompts"].values()))
+
+    lines = ["| model | " + " | ".join(METRICS) + f" | HR@10 - {REFERENCE} (95% CI) "
+             "| top-10 = beam | train s |", "|---|" + "---:|" * (len(METRICS) + 3)]
+    ref = np.asarray(row(REFERENCE)["ranks"]) if REFERENCE in results else None
+    for name in results:
+        r = row(name)
+        ci = "-"
+        if ref is not None and name != REFERENCE:
+            d, lo, hi = paired_bootstrap(np.asarray(r["ranks"]), ref, "HR@10")
+            ci = f"{d:+.4f} [{lo:+.4f}, {hi:+.4f}]"
+        agree = r.get("top10_agreement_with_beam")
+        lines.append(f"| {name} | " + " | ".join(f"{r[m]:.4f}" for m in METRICS)
+                     + f" | {ci} | {'-' if agree is None else f'{agree:.3f}'} | "
+                     f"{seconds.get(name) or '-'} |")
+    lines.append("")
+    lines += [f"- ids `{k}`: {v}" for k, v in health.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", type=Path, required=True, help="prepared dataset directory")
+    p.add_argument("--out", type=Path, required=True, help="benchmark folder (runs, eval)")
+    p.add_argument("--budget-min", type=float, default=20.0, help="training minutes per model")
+    p.add_argument("--max-epochs", type=int, default=1000, help="epoch cap under the budget")
+    p.add_argument("--eval-users", type=int, default=2000, help="first N test users")
+    p.add_argument("--parallel", type=int, default=1, help="trainings at a time")
+    p.add_argument("--method", default="rkmeans", choices=("rkmeans", "rqvae"))
+    p.add_argument("--levels", type=int, default=3)
+    p.add_argument("--codebook", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+    args = p.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    images = ensure_features(args.data, args.quiet)
+    if not images:
+        print("no item photos in this dataset: the vip5-image+text row is not run")
+    seconds, health = train_models(args, images)
+    results = evaluate_all(args)
+    text = table(results, seconds, health)
+    (args.out / "table.md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
