@@ -43,6 +43,7 @@ import numpy as np
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 METRICS = ("HR@5", "HR@10", "NDCG@5", "NDCG@10")
 REFERENCE = "vip5-number"
+MODELS = ("sasrec", "vip5-number", "vip5-text", "vip5-image+text", "vip5-collab", "tiger")
 VIP5 = ["model.name=vip5", "model.backbone=tiny", "model.tuning=full", "model.image_tokens=0",
         "model.tasks=[sequential]", "model.sampling=paper", "model.max_history=20",
         "model.max_input_length=256", "model.beams=20", "train.batch_size=64",
@@ -74,12 +75,6 @@ def _train(name: str, config: str, overrides: list[str], args) -> tuple[str, flo
     return name, round(time.time() - start, 1)
 
 
-def _parallel(jobs: list[tuple[str, str, list[str]]], args) -> dict[str, float | None]:
-    with ThreadPoolExecutor(max_workers=args.parallel) as pool:
-        done = pool.map(lambda j: _train(*j, args), jobs)
-        return dict(done)
-
-
 def ensure_features(data: Path, quiet: bool) -> list[str]:
     """Extract MiniLM title features, and EfficientNet image features when items have
     photos; returns the image encoder names available."""
@@ -88,47 +83,69 @@ def ensure_features(data: Path, quiet: bool) -> list[str]:
 
     extract_features(data, "minilm", batch_size=64, quiet=quiet)
     ds = load_dataset(data)
-    if not any(p is not None and p.is_file() for p in ds.image_paths):
+    if not any(p is not None and p.is_file() for p in ds.image_paths()):
         return []
     extract_features(data, "efficientnet-lite0", batch_size=32, quiet=quiet)
     return ["efficientnet-lite0"]
 
 
-def build_id_sets(data: Path, images: list[str], sasrec_run: Path, args) -> dict[str, str]:
-    """Build the semantic ID sets; returns {id set: health line}."""
-    from mfmrec.ids import IdBuildConfig, build_ids, health_line, ids_path, load_ids
+def content_ids(data: Path, images: list[str], args) -> None:
+    """The ID sets built from item features: ``text`` and, with photos, ``image+text``."""
+    from mfmrec.ids import IdBuildConfig, build_ids, ids_path
 
     sets = {"text": ["minilm"]}
     if images:
         sets["image+text"] = [images[0], "minilm"]
-    health = {}
     for name, features in sets.items():
-        if not ids_path(args.data, name).is_file():
-            build_ids(args.data, name, IdBuildConfig(
-                method=args.method, levels=args.levels, codebook=args.codebook,
-                seed=args.seed, features=features))
-        health[name] = health_line(load_ids(args.data, name).meta["health"])
-    if not ids_path(args.data, "collab").is_file():
-        code = subprocess.run([_python(), "-m", "mfmrec.cli.main", "ids", "build",
-                               str(args.data), "--name", "collab", "--from-run",
-                               str(sasrec_run), "--method", args.method, "--levels",
-                               str(args.levels), "--codebook", str(args.codebook), "--seed",
-                               str(args.seed)]).returncode
-        if code != 0:
-            raise SystemExit("building the collaborative IDs failed")
-    health["collab"] = health_line(load_ids(args.data, "collab").meta["health"])
-    return health
+        if not ids_path(data, name).is_file():
+            build_ids(data, name, IdBuildConfig(method=args.method, levels=args.levels,
+                                                codebook=args.codebook, seed=args.seed,
+                                                features=features))
 
 
-def train_models(args, images: list[str]) -> tuple[dict, dict]:
-    seconds = _parallel([("sasrec", "sasrec.yaml", [])], args)
-    health = build_id_sets(args.data, images, args.out / "runs" / "sasrec", args)
-    jobs = [("vip5-number", "vip5-beauty.yaml", VIP5 + ["model.indexing=number"])]
-    for ids in health:
-        jobs.append((f"vip5-{ids}", "vip5-beauty.yaml", VIP5 + [f"model.indexing=semantic:{ids}"]))
+def collab_ids(data: Path, sasrec_run: Path, args) -> None:
+    """The ``collab`` ID set from the trained SASRec's item table (``--from-run``)."""
+    from mfmrec.ids import ids_path
+
+    if ids_path(data, "collab").is_file():
+        return
+    code = subprocess.run([_python(), "-m", "mfmrec.cli.main", "ids", "build", str(data),
+                           "--name", "collab", "--from-run", str(sasrec_run), "--method",
+                           args.method, "--levels", str(args.levels), "--codebook",
+                           str(args.codebook), "--seed", str(args.seed)]).returncode
+    if code != 0:
+        raise SystemExit("building the collaborative IDs failed")
+
+
+def train_models(args, images: list[str]) -> dict[str, float | None]:
+    """Every training, ``--parallel`` at a time; vip5-collab once SASRec is done."""
+    content_ids(args.data, images, args)
+    jobs = [("sasrec", "sasrec.yaml", []),
+            ("vip5-number", "vip5-beauty.yaml", VIP5 + ["model.indexing=number"]),
+            ("vip5-text", "vip5-beauty.yaml", VIP5 + ["model.indexing=semantic:text"])]
+    if images:
+        jobs.append(("vip5-image+text", "vip5-beauty.yaml",
+                     VIP5 + ["model.indexing=semantic:image+text"]))
     jobs.append(("tiger", "tiger.yaml", ["model.indexing=semantic:text"]))
-    seconds.update(_parallel(jobs, args))
-    return seconds, health
+    jobs = [job for job in jobs if job[0] in args.models]
+    with ThreadPoolExecutor(max_workers=args.parallel) as pool:
+        futures = [pool.submit(_train, *job, args) for job in jobs]
+        if "vip5-collab" in args.models:  # SASRec's item table gives the collaborative IDs
+            next(f for f, j in zip(futures, jobs, strict=True) if j[0] == "sasrec").result()
+            collab_ids(args.data, args.out / "runs" / "sasrec", args)
+            futures.append(pool.submit(_train, "vip5-collab", "vip5-beauty.yaml",
+                                       VIP5 + ["model.indexing=semantic:collab"], args))
+        return dict(f.result() for f in futures)
+
+
+def id_health(data: Path) -> dict[str, str]:
+    from mfmrec.ids import health_line, list_ids, load_ids, read_timing
+
+    out = {}
+    for name in list_ids(data):
+        meta = load_ids(data, name).meta
+        out[name] = health_line({**meta["health"], "build_seconds": read_timing(data, name)})
+    return out
 
 
 def evaluate_all(args) -> dict[str, dict]:
@@ -152,7 +169,7 @@ def evaluate_all(args) -> dict[str, dict]:
             load_run(args.out / "runs" / name, args.data).model
         out[name] = evaluate(model, ds, tasks=["sequential"], split="test",
                              users=args.eval_users, batch_size=16, exclude_history=True,
-                             sequential_scorer="exact", keep_ranks=True,
+                             sequential_scorer=args.scorer, keep_ranks=True,
                              progress=not args.quiet)
         write_json(saved, out[name])
     return out
@@ -188,21 +205,32 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, required=True, help="benchmark folder (runs, eval)")
     p.add_argument("--budget-min", type=float, default=20.0, help="training minutes per model")
     p.add_argument("--max-epochs", type=int, default=1000, help="epoch cap under the budget")
-    p.add_argument("--eval-users", type=int, default=2000, help="first N test users")
+    p.add_argument("--eval-users", type=int, default=500, help="first N test users")
+    p.add_argument("--scorer", default="exact", choices=("exact", "beam"),
+                   help="generative models: exact full-catalogue scores (default) or their "
+                   "beam-search top-k (then history items may take list slots)")
     p.add_argument("--parallel", type=int, default=1, help="trainings at a time")
+    p.add_argument("--models", default=",".join(MODELS),
+                   help=f"comma-separated subset of {','.join(MODELS)} (popularity always)")
     p.add_argument("--method", default="rkmeans", choices=("rkmeans", "rqvae"))
     p.add_argument("--levels", type=int, default=3)
     p.add_argument("--codebook", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
+    args.models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = sorted(set(args.models) - set(MODELS))
+    if unknown:
+        p.error(f"--models: unknown {unknown} (known: {', '.join(MODELS)})")
+    if "vip5-collab" in args.models and "sasrec" not in args.models:
+        p.error("--models: vip5-collab needs sasrec (its item table)")
     args.out.mkdir(parents=True, exist_ok=True)
     images = ensure_features(args.data, args.quiet)
     if not images:
         print("no item photos in this dataset: the vip5-image+text row is not run")
-    seconds, health = train_models(args, images)
+    seconds = train_models(args, images)
     results = evaluate_all(args)
-    text = table(results, seconds, health)
+    text = table(results, seconds, id_health(args.data))
     (args.out / "table.md").write_text(text + "\n")
     print(text)
 

@@ -32,7 +32,6 @@ Kept per example: one key/value entry per decoded node and decoder layer.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import weakref
 from dataclasses import dataclass
 
@@ -41,7 +40,12 @@ from transformers.cache_utils import DynamicCache, DynamicLayer, EncoderDecoderC
 from transformers.modeling_outputs import BaseModelOutput
 
 from mfmrec.evaluation.decoding import HEAD_ROWS, ItemTrie
-from mfmrec.evaluation.packing import additive_key_mask, encoder_hidden, packable
+from mfmrec.evaluation.packing import (
+    additive_key_mask,
+    cache_kwarg,
+    encoder_hidden,
+    packable,
+)
 
 NEG_INF = float("-inf")
 KV = list[tuple[torch.Tensor, torch.Tensor]]  # per decoder layer: keys, values
@@ -140,12 +144,6 @@ def _held(kv: KV) -> DynamicCache:
         layer.keys, layer.values = keys, values
         cache.layers.append(layer)
     return cache
-
-
-def _cache_kwarg(model) -> str:
-    """transformers 5 renames ``past_key_values`` to ``cache`` (the old name warns)."""
-    params = inspect.signature(model.forward).parameters
-    return "cache" if "cache" in params else "past_key_values"
 
 
 @contextlib.contextmanager
@@ -320,7 +318,7 @@ def catalogue_scores(model, encoder_outputs: BaseModelOutput | torch.Tensor,
     out = torch.full((hidden.shape[0], tree.num_items), NEG_INF, device=hidden.device)
     step = max(1, max_rows // max(lv.size for lv in levels)) if packable(model) else 1
     for lo in range(0, hidden.shape[0], step):
-        group = _Group(model, hidden[lo:lo + step], additive[lo:lo + step], _cache_kwarg(model),
+        group = _Group(model, hidden[lo:lo + step], additive[lo:lo + step], cache_kwarg(model),
                        packable(model))
         _group_scores(group, levels, decoder_start_token_id, max_rows, out[lo:lo + step])
     return out

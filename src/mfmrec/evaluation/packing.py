@@ -19,6 +19,8 @@ at their tree distance. A hundred candidates of ~3 tokens become ~180 positions,
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -40,6 +42,17 @@ def expand_encoder(encoder_outputs: BaseModelOutput | torch.Tensor, attention_ma
     """Encoder states and mask of rows ``index`` (repeats allowed): one encoder pass, many uses."""
     return BaseModelOutput(last_hidden_state=encoder_hidden(encoder_outputs)[index]), \
         attention_mask[index]
+
+
+@functools.cache
+def _forward_takes_cache(cls: type) -> bool:
+    return "cache" in inspect.signature(cls.forward).parameters
+
+
+def cache_kwarg(model) -> str:
+    """The keyword of a model's key/value cache: transformers 5 renames
+    ``past_key_values`` to ``cache`` (the old name still works, with a warning)."""
+    return "cache" if _forward_takes_cache(type(model)) else "past_key_values"
 
 
 def packable(model) -> bool:
@@ -130,9 +143,10 @@ class RowDecoder:
         if self.additive is None:
             self.additive = additive_key_mask(self.mask, self.hidden.dtype)
         cache = EncoderDecoderCache(DynamicCache(), self.cross or DynamicCache())
-        return dict(encoder_outputs=BaseModelOutput(last_hidden_state=self.hidden),
-                    attention_mask=self.additive, past_key_values=cache, use_cache=True,
-                    decoder_input_ids=decoder_input_ids, decoder_attention_mask=decoder_mask)
+        return {"encoder_outputs": BaseModelOutput(last_hidden_state=self.hidden),
+                "attention_mask": self.additive, cache_kwarg(self.model): cache,
+                "use_cache": True, "decoder_input_ids": decoder_input_ids,
+                "decoder_attention_mask": decoder_mask}
 
     def _packed(self, ids: torch.Tensor) -> tuple[dict, torch.Tensor]:
         batch, rows, length = ids.shape

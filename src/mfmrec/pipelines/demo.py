@@ -38,9 +38,12 @@ from mfmrec.pipelines.demo_report import (
     summary_results,
 )
 
-IMAGE_ENCODER, TEXT_ENCODER = "efficientnet-lite0", "minilm"
-DEMO_USERS = 1000  # simulated users: enough data for a learned model to show a taste
-ID_SETS = {"mm": [IMAGE_ENCODER, TEXT_ENCODER], "text": [TEXT_ENCODER]}
+IMAGE_ENCODER, COLOR_ENCODER, TEXT_ENCODER = "efficientnet-lite0", "color-histogram", "minilm"
+DEMO_USERS = 500  # simulated users: enough data for a learned model to show a taste
+# ID set -> (feature stores, weights): the colour histogram is weighted up because
+# ImageNet features and title features both mostly separate the category
+ID_SETS = {"mm": ([IMAGE_ENCODER, COLOR_ENCODER, TEXT_ENCODER], {COLOR_ENCODER: 3.0}),
+           "text": ([TEXT_ENCODER], {})}
 ID_LEVELS, ID_CODEBOOK = 2, 8  # 64 cells for 200 items, plus a disambiguation code
 PROMPTS = {"sequential": ["A-3"], "direct": ["B-5"]}
 _TRAIN = {"batch_size": 32, "lr": 2.0e-3, "warmup_ratio": 0.05, "grad_clip": 5.0,
@@ -50,7 +53,7 @@ _TRAIN = {"batch_size": 32, "lr": 2.0e-3, "warmup_ratio": 0.05, "grad_clip": 5.0
 _MODEL = {"name": "vip5", "tokenizer": None, "sampling": "paper", "max_input_length": 320,
           "whole_word_positions": 320, "num_negatives": 19, "beams": 20, "max_history": 10,
           "tasks": ["sequential", "direct"]}
-PRETRAIN_EPOCHS, TUNE_EPOCHS = 3, 2
+PRETRAIN_EPOCHS, TUNE_EPOCHS = 2, 1
 SASREC = {"model": {"name": "sasrec", "hidden": 64, "layers": 2, "heads": 1, "inner": 256,
                     "max_len": 20, "hidden_dropout": 0.5, "attn_dropout": 0.5, "loss": "ce",
                     "samples": "prefix"},
@@ -92,18 +95,18 @@ def build_data(out: Path, seed: int) -> Path:
 def encode_items(data_dir: Path, quiet: bool) -> None:
     from mfmrec.features.extract import extract_features
 
-    extract_features(data_dir, IMAGE_ENCODER, batch_size=50, quiet=quiet)
-    extract_features(data_dir, TEXT_ENCODER, batch_size=50, quiet=quiet)
+    for encoder in (IMAGE_ENCODER, COLOR_ENCODER, TEXT_ENCODER):
+        extract_features(data_dir, encoder, batch_size=50, quiet=quiet)
 
 
 def build_id_sets(data_dir: Path, seed: int, console: Console) -> None:
     from mfmrec.ids import IdBuildConfig, build_ids, health_line, ids_path
 
-    for name, features in ID_SETS.items():
+    for name, (features, weights) in ID_SETS.items():
         if ids_path(data_dir, name).is_file():
             continue
         config = IdBuildConfig(method="rkmeans", levels=ID_LEVELS, codebook=ID_CODEBOOK,
-                               seed=seed, features=features)
+                               seed=seed, features=features, weights=weights)
         ids = build_ids(data_dir, name, config)
         console.print(f"  ids {name} ({'+'.join(features)}): {health_line(ids.meta['health'])}",
                       markup=False, highlight=False)
