@@ -120,13 +120,14 @@ def collab_ids(data: Path, sasrec_run: Path, args) -> None:
 def train_models(args, images: list[str]) -> dict[str, float | None]:
     """Every training, ``--parallel`` at a time; vip5-collab once SASRec is done."""
     content_ids(args.data, images, args)
-    jobs = [("sasrec", "sasrec.yaml", []),
-            ("vip5-number", "vip5-beauty.yaml", VIP5 + ["model.indexing=number"]),
+    # the VIP5 rows first, side by side: they share the machine under the same conditions
+    jobs = [("vip5-number", "vip5-beauty.yaml", VIP5 + ["model.indexing=number"]),
             ("vip5-text", "vip5-beauty.yaml", VIP5 + ["model.indexing=semantic:text"])]
     if images:
         jobs.append(("vip5-image+text", "vip5-beauty.yaml",
                      VIP5 + ["model.indexing=semantic:image+text"]))
-    jobs.append(("tiger", "tiger.yaml", ["model.indexing=semantic:text"]))
+    jobs += [("tiger", "tiger.yaml", ["model.indexing=semantic:text"]),
+             ("sasrec", "sasrec.yaml", [])]
     jobs = [job for job in jobs if job[0] in args.models]
     with ThreadPoolExecutor(max_workers=args.parallel) as pool:
         futures = [pool.submit(_train, *job, args) for job in jobs]

@@ -45,6 +45,7 @@ from mfmrec.evaluation.packing import (
     cache_kwarg,
     encoder_hidden,
     packable,
+    removed_after,
 )
 
 NEG_INF = float("-inf")
@@ -160,13 +161,9 @@ def _query_blocks(model, groups: int):
         return (out[0].reshape(-1, 1, out[0].shape[-1]), *out[1:])
 
     layers = [block.layer[1] for block in model.get_decoder().block]
-    handles = [h for layer in layers for h in (layer.register_forward_pre_hook(to_blocks),
-                                               layer.register_forward_hook(to_rows))]
-    try:
+    with removed_after([h for layer in layers for h in (
+            layer.register_forward_pre_hook(to_blocks), layer.register_forward_hook(to_rows))]):
         yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 @contextlib.contextmanager

@@ -55,6 +55,16 @@ def cache_kwarg(model) -> str:
     return "cache" if _forward_takes_cache(type(model)) else "past_key_values"
 
 
+@contextlib.contextmanager
+def removed_after(handles: list):
+    """Keep the hooks ``handles`` for the block; remove them however it ends."""
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 def packable(model) -> bool:
     """Whether ``model``'s decoder rows may share a sequence (relative positions only)."""
     return getattr(getattr(model, "config", None), "model_type", None) in PACKABLE
@@ -98,12 +108,8 @@ def contiguous_position_bias(model):
     """
     tables = [m.relative_attention_bias for m in model.modules()
               if getattr(m, "has_relative_attention_bias", False)]
-    handles = [t.register_forward_hook(_bias_layout) for t in tables]
-    try:
+    with removed_after([t.register_forward_hook(_bias_layout) for t in tables]):
         yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 @contextlib.contextmanager
