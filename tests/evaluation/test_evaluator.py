@@ -352,3 +352,12 @@ def test_popularity_scores_training_counts(tiny):
     res = evaluate(model, tiny, tasks=["sequential", "direct"], progress=False,
                    exclude_history=True)
     assert set(res["tasks"]) == {"sequential", "direct"}
+
+
+def test_report_names_the_exact_scorer_and_its_beam_agreement(tiny):
+    from mfmrec.evaluation.report import render_markdown
+
+    res = evaluate(ScoringGenerator(tiny), tiny, tasks=["sequential"], progress=False,
+                   sequential_scorer="exact")
+    text = render_markdown(res)
+    assert "exact full-catalogue" in text and "top-10 = beam" in text

@@ -73,6 +73,9 @@ def task_columns(results: dict, task: str) -> list[str]:
     return list(TEXT_METRICS) if task == "explanation" else ranking_columns(results)
 
 
+AGREEMENT = "top10_agreement_with_beam"
+
+
 def _validity(entry: dict) -> str:
     if "valid_share" not in entry:
         return MISSING
@@ -93,14 +96,17 @@ def sections(results: dict) -> list[Section]:
                                    ["Prompt", *TEXT_METRICS, "requests"], rows))
             continue
         generated = any("valid_share" in body["prompts"][p] for p in prompts)
+        agree = any(AGREEMENT in body["prompts"][p] for p in prompts)  # exact vs beam
         header = ["Prompt", *ranking_columns(results), "users"]
         rows = []
         for p in prompts:
             entry = body["prompts"][p]
             rows.append([p, *metric_cells(results, task, p), str(entry["users"])]
-                        + ([_validity(entry)] if generated else []))
+                        + ([_validity(entry)] if generated else [])
+                        + ([_fmt(entry.get(AGREEMENT))] if agree else []))
         out.append(Section(TITLES.get(task, task), body["protocol"],
-                           header + (["valid share"] if generated else []), rows))
+                           header + (["valid share"] if generated else [])
+                           + (["top-10 = beam"] if agree else []), rows))
     return out
 
 
