@@ -172,7 +172,9 @@ class RowDecoder:
     def _run(self, kwargs: dict):
         with contiguous_position_bias(self.model):
             out = self.model(**kwargs)
-        cache = getattr(out, "past_key_values", None)
+        cache = out.get("cache")  # transformers 5's name (past_key_values warns)
+        if cache is None:
+            cache = out.get("past_key_values")
         if self.packed and self.cross is None and isinstance(cache, EncoderDecoderCache):
             self.cross = cache.cross_attention_cache
         return out
