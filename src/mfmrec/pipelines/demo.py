@@ -132,24 +132,33 @@ def _train(config: dict, data_dir: Path, run_dir: Path, quiet: bool, pretrain: b
     return run_dir
 
 
-def evaluate_model(model, dataset, saved: Path, quiet: bool, console: Console) -> dict:
-    """Test-split results of A-3 (full ranking, history excluded) and B-5, with ranks."""
+def evaluate_model(load, dataset, saved: Path, quiet: bool, console: Console) -> dict:
+    """Test-split results of A-3 (full ranking, history excluded) and B-5, with ranks;
+    ``load()`` gives the model, called only when no saved result exists."""
     from mfmrec.evaluation.evaluator import evaluate
 
     if saved.is_file():
         return json.loads(saved.read_text())
     # models without prompts ignore them; their results are then keyed A-3 / B-5 as well
-    results = evaluate(model, dataset, tasks=list(PROMPTS), split="test", prompts=PROMPTS,
+    results = evaluate(load(), dataset, tasks=list(PROMPTS), split="test", prompts=PROMPTS,
                        batch_size=32, seed=0, exclude_history=True, progress=not quiet,
                        sequential_scorer="exact", keep_ranks=True, console=console)
     write_json(saved, results)
     return results
 
 
-def _run_model(run_dir: Path):
-    from mfmrec.training.checkpoint import load_run
+class _Runs:
+    """Trained runs, each loaded from disk at most once."""
 
-    return load_run(run_dir)
+    def __init__(self, dirs: dict[str, Path]):
+        self.dirs, self._loaded = dirs, {}
+
+    def __getitem__(self, label: str):
+        from mfmrec.training.checkpoint import load_run
+
+        if label not in self._loaded:
+            self._loaded[label] = load_run(self.dirs[label])
+        return self._loaded[label]
 
 
 def train_all(out: Path, data_dir: Path, quiet: bool, console: Console) -> dict[str, Path]:
@@ -186,16 +195,17 @@ def run_demo(out: Path, seed: int = 0, quiet: bool = False) -> dict:
     encode_items(data_dir, quiet)
     build_id_sets(data_dir, seed, console)
     runs = train_all(out, data_dir, quiet, console)
+    loaded = _Runs(runs)
     results = {}
     for label, run_dir in runs.items():
-        results[label] = evaluate_model(_run_model(run_dir).model, ds,
+        results[label] = evaluate_model(lambda label=label: loaded[label].model, ds,
                                         run_dir / "eval" / "demo-test.json", quiet, console)
-    results["popularity"] = evaluate_model(Popularity.from_dataset(ds), ds,
+    results["popularity"] = evaluate_model(lambda: Popularity.from_dataset(ds), ds,
                                            out / "popularity-test.json", quiet, console)
     table = summary_results(results)
     spans = intervals(results, "multimodal", "text-only")
     print_table(table, spans, console)
-    example = example_user(_run_model(runs["multimodal"]), console)
+    example = example_user(loaded["multimodal"], console)
     summary = {"elapsed_s": round(time.time() - start, 1), "seed": seed,
                "data": str(data_dir), "simulated": True, "results": table,
                "intervals": {"multimodal - text-only": spans},
