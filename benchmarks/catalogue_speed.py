@@ -6,7 +6,7 @@ tuples repeat, then eos -- five target tokens per item, one token each. ``--user
 with random ``--input-len``-token encoder inputs. Only decoding is timed (the encoder runs
 once, before); all methods get the same encoder outputs, one CPU thread.
 
-* ``exact``  -- :func:`mfmrec.evaluation.catalogue.catalogue_scores`: every item's exact
+* ``exact``  -- :func:`mfmrec.models.vip5.catalogue.catalogue_scores`: every item's exact
   log-likelihood, the trie decoded level by level (each distinct prefix once per user);
 * ``beam``   -- :func:`constrained_beam_search` with ``--beams`` beams (a top-k list only);
 * ``naive``  -- :func:`teacher_forced_scores` with every item as a candidate,
@@ -28,9 +28,9 @@ import warnings
 
 import torch
 
-from mfmrec.evaluation.catalogue import CatalogueTree, catalogue_scores, topk_agreement
-from mfmrec.evaluation.decoding import ItemTrie, constrained_beam_search, teacher_forced_scores
 from mfmrec.models.vip5.backbone import backbone_for
+from mfmrec.models.vip5.catalogue import CatalogueTree, catalogue_scores, topk_agreement
+from mfmrec.models.vip5.decoding import ItemTrie, constrained_beam_search, teacher_forced_scores
 
 PAD, EOS = 0, 1
 

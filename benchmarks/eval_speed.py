@@ -6,7 +6,7 @@ Methods (each timed over the same users; only the model calls are timed, metrics
 * ``paper`` -- sequential (A-3 by default): P5/VIP5's decoding, plain beam search of
   ``--beams`` beams through ``model.generate``, every beam decoded to a string and parsed
   as an item number; strings that name no item and repeated items are dropped
-  (``model.decoding: paper``; :func:`mfmrec.evaluation.decoding.unconstrained_beam_search`);
+  (``model.decoding: paper``; :func:`mfmrec.models.vip5.decoding.unconstrained_beam_search`);
 * ``trie`` -- sequential, the same prompt: beam search constrained by a prefix trie of the
   item numbers' token ids (``model.decoding: constrained``, the default);
 * ``direct-exact`` -- direct (B-5 by default) over the 100 stored candidates: the exact

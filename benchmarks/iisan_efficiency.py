@@ -12,7 +12,7 @@ increase over the RSS at the start; CUDA: peak allocated) and the mean seconds p
 headline time is the MEDIAN step time x steps per epoch: on a shared machine a few steps
 slowed by other jobs move the mean far. TPME (time 0.45, parameters 0.1, memory 0.45,
 min-max normalised across the compared multimodal methods;
-:func:`mfmrec.evaluation.efficiency.tpme`) uses the median-based time and the peak memory.
+:func:`mfmrec.training.efficiency.tpme`) uses the median-based time and the peak memory.
 
 With ``--eval``, each trained model is also evaluated (full ranking over all items, test
 split, HR@10 / NDCG@10) in a separate subprocess.
@@ -106,7 +106,7 @@ def median_epoch_seconds(run_dir: Path, eff: dict) -> float | None:
 
 
 def collect(methods: list[str], out: Path, with_eval: bool) -> list[dict]:
-    from mfmrec.evaluation.efficiency import tpme
+    from mfmrec.training.efficiency import tpme
 
     rows = []
     for m in methods:

@@ -19,7 +19,7 @@ ratio of totals and as the median over steps of (this mode's step / full's step 
 same batch) -- batches differ a lot in length (a direct prompt lists 100 candidates), so
 only same-batch ratios are comparable, and the median resists steps slowed by other jobs
 on a shared machine; peak memory measured by the trainer's
-:class:`~mfmrec.evaluation.efficiency.MemoryMonitor` over warm-up and timed steps: on
+:class:`~mfmrec.training.efficiency.MemoryMonitor` over warm-up and timed steps: on
 CUDA ``torch.cuda.max_memory_allocated`` (weights included); on CPU the RSS sampled every
 20 ms, shown as its increase during training (gradients, optimizer states, activations)
 and as the absolute peak (weights, libraries and data included). Ratios are to ``full``.
@@ -86,7 +86,7 @@ def _sync(device) -> None:
 def worker(args: argparse.Namespace) -> None:
     import torch
 
-    from mfmrec.evaluation.efficiency import MemoryMonitor, parameter_counts
+    from mfmrec.training.efficiency import MemoryMonitor, parameter_counts
     from mfmrec.training.trainer import optimizer_groups
 
     torch.set_num_threads(args.threads)

@@ -166,7 +166,7 @@ def train_section(args, epochs: int, lr: float) -> dict:
 
 
 def pretrain_backbone(args, data_dir: Path) -> Path:
-    from mfmrec.models.vip5.pretrain import BACKBONE_DIR, pretrain
+    from mfmrec.pipelines.pretrain import BACKBONE_DIR, pretrain
 
     run_dir = args.work / "runs" / "pretrain"
     backbone = run_dir / BACKBONE_DIR

@@ -260,7 +260,7 @@ def test_progress_bar_prints_rate(tiny):
 
 def test_config_validation_and_prompt_plan():
     from mfmrec.evaluation.evaluator import PROMPT_FAMILIES
-    from mfmrec.prompts.templates import FAMILIES
+    from mfmrec.models.vip5.prompts.templates import FAMILIES
 
     assert PROMPT_FAMILIES == FAMILIES
     assert prompt_plan(["sequential", "direct"], ["A-3", "A-9", "C-1"]) == {

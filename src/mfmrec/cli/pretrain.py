@@ -38,7 +38,7 @@ def pretrain_cmd(
 ) -> None:
     from accelerate.state import PartialState
 
-    from mfmrec.models.vip5.pretrain import check_pretrain_config, pretrain
+    from mfmrec.pipelines.pretrain import check_pretrain_config, pretrain
     from mfmrec.training.config import load_run_config
     from mfmrec.training.run import print_summary
 

@@ -38,7 +38,7 @@ from mfmrec.evaluation.text_metrics import TEXT_MODES, text_metrics
 from mfmrec.models.base import DIRECT, EXPLANATION, SEQUENTIAL, Recommender
 
 TASKS = (SEQUENTIAL, DIRECT, EXPLANATION)
-# the paper's families, as in mfmrec.prompts.templates.FAMILIES (not imported: that
+# the paper's families, as in mfmrec.models.vip5.prompts.templates.FAMILIES (not imported: that
 # package pulls in the tokenizer stack, which scoring models never need)
 PROMPT_FAMILIES = {"A": SEQUENTIAL, "B": DIRECT, "C": EXPLANATION}
 NO_PROMPT = "-"

@@ -122,7 +122,7 @@ def _train(config: dict, data_dir: Path, run_dir: Path, quiet: bool, pretrain: b
     if run_dir.is_dir() and not resume:  # stopped before its first checkpoint: start over
         shutil.rmtree(run_dir)
     if pretrain:
-        from mfmrec.models.vip5.pretrain import pretrain as run
+        from mfmrec.pipelines.pretrain import pretrain as run
 
         run(cfg, data_dir, run_dir, resume=resume, quiet=quiet)
     else:

@@ -28,10 +28,10 @@ from rich.table import Table
 import mfmrec
 from mfmrec.data import load_dataset
 from mfmrec.errors import ConfigError
-from mfmrec.evaluation.efficiency import rows_of, to_markdown
 from mfmrec.io import atomic_dir, atomic_file, write_json
 from mfmrec.training import checkpoint as ckpt_io
 from mfmrec.training.config import RESUMABLE_CHANGES, RunConfig, differences
+from mfmrec.training.efficiency import rows_of, to_markdown
 from mfmrec.training.trainer import Trainer, TrainResult, TrainState, process_state
 
 

@@ -49,10 +49,10 @@ from torch.distributed.checkpoint.state_dict import (
 )
 
 from mfmrec.errors import ConfigError
-from mfmrec.evaluation.efficiency import MemoryMonitor, efficiency_report
 from mfmrec.training import checkpoint as ckpt_io
 from mfmrec.training.config import RunConfig, TrainConfig
 from mfmrec.training.data import EpochBatchSampler, Shard, begin_epoch, build_loader
+from mfmrec.training.efficiency import MemoryMonitor, efficiency_report
 from mfmrec.training.progress import MetricsLog, ProgressDisplay
 
 _PREFIX = "model."  # parameter names inside _LossModule

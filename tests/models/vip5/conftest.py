@@ -43,7 +43,7 @@ def t5_tokenizer(shared):
     path = shared / "models" / "t5-small-tokenizer"
     if not path.is_dir():
         pytest.skip(f"{path} not found")
-    from mfmrec.prompts.tokenization import load_tokenizer
+    from mfmrec.models.vip5.prompts.tokenization import load_tokenizer
 
     return load_tokenizer(path)
 

@@ -30,7 +30,7 @@ def test_users(dataset):
 
 def _reference_scores(model, users, hists, cands, prompt):
     """One full forward pass per (user, candidate) with the candidate as label."""
-    from mfmrec.prompts.inference import direct_prompts
+    from mfmrec.models.vip5.prompts.inference import direct_prompts
 
     out = torch.zeros(cands.shape)
     for b in range(len(users)):

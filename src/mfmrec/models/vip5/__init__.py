@@ -31,8 +31,8 @@ from mfmrec.models.vip5.mapping import (
     load_item_features,
 )
 from mfmrec.models.vip5.model import VIP5
-from mfmrec.models.vip5.pretrain import PROMPT_EMBEDDINGS_FILE
 from mfmrec.peft.adapters import CROSS, FFN, SELF, AdapterSpec, inject_adapters
+from mfmrec.pipelines.pretrain import PROMPT_EMBEDDINGS_FILE
 
 FALLBACK_VOCAB = 4000
 
@@ -46,7 +46,7 @@ def resolve_tokenizer(config: VIP5Config, dataset):
     in ``<dataset>/tokenizers/`` so that every run (and ``load_run``) on that dataset
     reuses the very same vocabulary.
     """
-    from mfmrec.prompts.vocab import prepare_tokenizer
+    from mfmrec.models.vip5.prompts.vocab import prepare_tokenizer
 
     if config.tokenizer:
         return prepare_tokenizer(Path(config.tokenizer).expanduser())
@@ -122,7 +122,7 @@ def _with_tokens(tokenizer, tokens: list[str]):
 
 
 def _targets(tokenizer, names: list[str] | None, numbers) -> list[list[int]]:
-    from mfmrec.prompts.tokenization import item_target_ids
+    from mfmrec.models.vip5.prompts.tokenization import item_target_ids
 
     if names is None:
         return item_target_ids(tokenizer, numbers)
@@ -136,7 +136,7 @@ def _targets(tokenizer, names: list[str] | None, numbers) -> list[list[int]]:
 def build_vip5(config: VIP5Config, dataset, tokenizer=None, model_class: type = VIP5) -> VIP5:
     """Assemble VIP5 (or a subclass, e.g. TIGER) for ``dataset``; every random part is
     drawn from ``init_seed``."""
-    from mfmrec.prompts.tasks import PromptBuilder, PromptOptions
+    from mfmrec.models.vip5.prompts.tasks import PromptBuilder, PromptOptions
 
     names, new_tokens = item_names(config, dataset)  # first: a missing ID set fails fast
     tokenizer = tokenizer if tokenizer is not None else resolve_tokenizer(config, dataset)

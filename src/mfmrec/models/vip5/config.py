@@ -40,7 +40,7 @@ class VIP5Config:
     # -- prompt embeddings
     whole_word_positions: int = 512  # rows of the whole-word embedding table
     paper_frozen_embeddings: bool = False  # adapter modes: random N(0,1) tables, frozen
-    # -- training data (mfmrec.prompts.PromptDataset)
+    # -- training data (mfmrec.models.vip5.prompts.PromptDataset)
     tasks: list[str] = field(default_factory=lambda: list(FAMILIES))  # families trained on
     templates: list[str] | None = None  # template ids to train on; None: all seen ones
     sampling: str = "per_template"  # per_template | paper (VIP5's 10/10/1 random mix)

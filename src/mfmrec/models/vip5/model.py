@@ -12,7 +12,7 @@ Encoder input of one prompt::
     embeds[placeholder positions] = image tokens of the items, k per item
     embeds += whole_word(whole_word_ids) + category(category_ids)
 
-Scoring uses :mod:`mfmrec.evaluation.decoding`: beam search constrained by a trie of the
+Scoring uses :mod:`mfmrec.models.vip5.decoding`: beam search constrained by a trie of the
 items' target token ids (``recommend``), the exact log-likelihood of each candidate
 (``score_candidates``), and greedy decoding for explanations (``explain``).
 """
@@ -27,22 +27,26 @@ from torch import nn
 from transformers.modeling_outputs import BaseModelOutput
 
 from mfmrec.errors import ConfigError
-from mfmrec.evaluation.decoding import (
+from mfmrec.models.base import DIRECT, EXPLANATION, SEQUENTIAL, Recommender
+from mfmrec.models.vip5.config import VIP5Config
+from mfmrec.models.vip5.decoding import (
     ItemTrie,
     constrained_beam_search,
     teacher_forced_scores,
     unconstrained_beam_search,
 )
-from mfmrec.evaluation.packing import additive_key_mask, contiguous_position_bias, packable
-from mfmrec.models.base import DIRECT, EXPLANATION, SEQUENTIAL, Recommender
-from mfmrec.models.vip5.config import VIP5Config
 from mfmrec.models.vip5.indexing import is_new_token_parameter
 from mfmrec.models.vip5.mapping import ItemImageTokens, PromptEmbeddings
+from mfmrec.models.vip5.packing import additive_key_mask, contiguous_position_bias, packable
+from mfmrec.models.vip5.prompts.collate import collate as collate_prompts
+from mfmrec.models.vip5.prompts.inference import (
+    direct_prompts,
+    explanation_prompts,
+    sequential_prompts,
+)
+from mfmrec.models.vip5.prompts.templates import Template, get_template
+from mfmrec.models.vip5.prompts.tokenization import placeholder_id
 from mfmrec.peft.adapters import is_adapter_parameter, is_layer_norm_parameter
-from mfmrec.prompts.collate import collate as collate_prompts
-from mfmrec.prompts.inference import direct_prompts, explanation_prompts, sequential_prompts
-from mfmrec.prompts.templates import Template, get_template
-from mfmrec.prompts.tokenization import placeholder_id
 
 FAMILY_OF_TASK = {SEQUENTIAL: "A", DIRECT: "B", EXPLANATION: "C"}
 PART_NAMES = ("adapters", "mapping", "layer_norms", "extra_embeddings", "new_tokens",
@@ -67,7 +71,7 @@ class VIP5(Recommender):
         self.backbone = backbone
         self.embeddings = embeddings
         self.image_tokens = image_tokens
-        self.prompts = prompts  # mfmrec.prompts.tasks.PromptBuilder (not a module)
+        self.prompts = prompts  # mfmrec.models.vip5.prompts.tasks.PromptBuilder (not a module)
         self.tokenizer = tokenizer
         self.placeholder_id = placeholder_id(tokenizer)
         self.item_targets = item_targets  # per item: target token ids ending with </s>
@@ -118,7 +122,7 @@ class VIP5(Recommender):
 
     # ---- training --------------------------------------------------------------------
     def train_data(self, dataset: Any, split: str = "train", seed: int = 0):
-        from mfmrec.prompts.dataset import PromptDataset
+        from mfmrec.models.vip5.prompts.dataset import PromptDataset
 
         cfg = self.config
         return PromptDataset(
@@ -223,11 +227,11 @@ class VIP5(Recommender):
         """(B, N) exact log P(item's target ids | prompt) for every item of the catalogue.
 
         Computed level by level over the items' prefix tree (each shared prefix decoded
-        once per user, :func:`~mfmrec.evaluation.catalogue.catalogue_scores`), so full
+        once per user, :func:`~mfmrec.models.vip5.catalogue.catalogue_scores`), so full
         ranking is exact and comparable with score-based models; beam search
         (``recommend``) stays the fast approximation.
         """
-        from mfmrec.evaluation.catalogue import CatalogueTree, catalogue_scores
+        from mfmrec.models.vip5.catalogue import CatalogueTree, catalogue_scores
 
         template = self._template(prompt, self.default_prompts[SEQUENTIAL], (SEQUENTIAL,))
         if self._catalogue is None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mfmrec.errors import ConfigError
-from mfmrec.prompts import (
+from mfmrec.models.vip5.prompts import (
     PLACEHOLDER,
     encode_input,
     encode_target,

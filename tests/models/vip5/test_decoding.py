@@ -7,8 +7,9 @@ import torch
 from transformers import LogitsProcessorList
 from transformers.modeling_outputs import BaseModelOutput
 
-from mfmrec.evaluation import decoding, packing
-from mfmrec.evaluation.decoding import (
+from mfmrec.models.vip5 import decoding, packing
+from mfmrec.models.vip5.backbone import PRESETS, build_t5
+from mfmrec.models.vip5.decoding import (
     ItemTrie,
     TrieLogitsProcessor,
     block_causal_mask,
@@ -18,7 +19,6 @@ from mfmrec.evaluation.decoding import (
     trie_prefix_allowed_tokens_fn,
     unconstrained_beam_search,
 )
-from mfmrec.models.vip5.backbone import PRESETS, build_t5
 
 EOS, PAD = 1, 0
 # item i -> token ids (each ends with eos); lengths differ, prefixes are shared

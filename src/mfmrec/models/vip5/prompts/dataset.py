@@ -30,9 +30,9 @@ import numpy as np
 import torch
 
 from mfmrec.errors import ConfigError
-from mfmrec.prompts.render import USER_BUCKETS, Rendered, render
-from mfmrec.prompts.tasks import PromptBuilder, PromptOptions, PromptSample
-from mfmrec.prompts.templates import FAMILIES, Template, get_template, templates_of
+from mfmrec.models.vip5.prompts.render import USER_BUCKETS, Rendered, render
+from mfmrec.models.vip5.prompts.tasks import PromptBuilder, PromptOptions, PromptSample
+from mfmrec.models.vip5.prompts.templates import FAMILIES, Template, get_template, templates_of
 
 PAPER_COUNTS = {"A": 10, "B": 10, "C": 1}
 REVIEW_FIELDS = ("user", "item", "rating", "summary", "feature", "explanation", "reviewer_name")

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from mfmrec.errors import DataError
-from mfmrec.prompts.render import ARROW, PromptContext, render
-from mfmrec.prompts.templates import BY_ID
+from mfmrec.models.vip5.prompts.render import ARROW, PromptContext, render
+from mfmrec.models.vip5.prompts.templates import BY_ID
 
 # item i has prompt number NUMBERS[i]
 DATA = SimpleNamespace(numbers=np.array([17, 4, 250, 9]),
@@ -92,7 +92,7 @@ def test_missing_fields_name_the_slot():
 
 
 def test_semantic_names_replace_numbers_in_inputs_and_targets():
-    from mfmrec.prompts.render import ItemText
+    from mfmrec.models.vip5.prompts.render import ItemText
 
     names = ["<a_1><b_0>", "<a_0><b_2>", "<a_1><b_1>", "<a_2><b_0>"]
     items = ItemText(DATA, names)
@@ -105,8 +105,8 @@ def test_semantic_names_replace_numbers_in_inputs_and_targets():
 
 
 def test_bare_template_is_a_user_token_and_space_joined_names():
-    from mfmrec.prompts.render import ItemText, user_token
-    from mfmrec.prompts.templates import TEMPLATES
+    from mfmrec.models.vip5.prompts.render import ItemText, user_token
+    from mfmrec.models.vip5.prompts.templates import TEMPLATES
 
     names = ["<a_1>", "<a_0>", "<a_2>", "<a_3>"]
     ctx = PromptContext(user=6, history=[0, 2, 1], target=3, separator=ARROW)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mfmrec.errors import ConfigError
-from mfmrec.prompts import (
+from mfmrec.models.vip5.prompts import (
     PLACEHOLDER,
     PromptBuilder,
     PromptOptions,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from mfmrec.data import RawDataset, load_dataset, write_dataset
-from mfmrec.prompts import load_tokenizer
+from mfmrec.models.vip5.prompts import load_tokenizer
 
 
 @pytest.fixture(scope="session")
@@ -75,7 +75,7 @@ def tiny(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_tokenizer(tiny, tmp_path_factory):
     """A SentencePiece tokenizer trained offline on the tiny dataset's prompts."""
-    from mfmrec.prompts import prepare_tokenizer
+    from mfmrec.models.vip5.prompts import prepare_tokenizer
 
     out = tmp_path_factory.mktemp("prompts") / "tiny-tokenizer"
     return prepare_tokenizer(None, tiny, out, vocab_size=600)

@@ -26,7 +26,7 @@ import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 from transformers.modeling_outputs import BaseModelOutput
 
-from mfmrec.evaluation.packing import (  # noqa: F401  (re-exported: part of this API)
+from mfmrec.models.vip5.packing import (  # noqa: F401  (re-exported: part of this API)
     PrefixTree,
     RowDecoder,
     block_causal_mask,

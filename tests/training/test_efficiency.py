@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import mmap
 import sys
 import time
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from mfmrec.evaluation.efficiency import (
+from mfmrec.training.efficiency import (
     MemoryMonitor,
     current_rss,
     efficiency_report,
@@ -60,10 +60,18 @@ def test_parameter_counts_with_parts_and_shared_tensors():
     assert "by_part" not in parameter_counts(nn.Linear(2, 2))
 
 
+def _fresh_pages(size: int) -> mmap.mmap:
+    """Anonymous pages, all touched: unlike ``np.ones`` they can never be recycled from
+    memory freed (but kept resident) by earlier tests in the same process."""
+    block = mmap.mmap(-1, size)
+    block.write(b"\x01" * size)
+    return block
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
 def test_cpu_monitor_sees_memory_allocated_during_the_block():
     monitor = MemoryMonitor("cpu", interval=0.01).start()
-    block = np.ones(48 * 2**20 // 8)  # 48 MiB, touched
+    block = _fresh_pages(48 * 2**20)  # 48 MiB, touched
     kept = monitor.stop()
     assert kept["memory_kind"] == "cpu_rss_sampled"
     assert kept["rss_increase_bytes"] >= 40 * 2**20
@@ -71,7 +79,7 @@ def test_cpu_monitor_sees_memory_allocated_during_the_block():
     del block
     # a transient allocation freed before stop() is caught by the sampling thread
     monitor = MemoryMonitor("cpu", interval=0.01).start()
-    transient = np.ones(48 * 2**20 // 8)
+    transient = _fresh_pages(48 * 2**20)
     time.sleep(0.5)  # give the sampler a few wake-ups (not a timing assertion)
     del transient
     seen = monitor.stop()

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mfmrec.errors import DataError
-from mfmrec.prompts.templates import Template
+from mfmrec.models.vip5.prompts.templates import Template
 
 PLACEHOLDER = "<extra_id_0>"
 COMMA, ARROW = " , ", " -> "

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mfmrec.errors import ConfigError
-from mfmrec.prompts import PromptDataset, templates_of
+from mfmrec.models.vip5.prompts import PromptDataset, templates_of
 
 HELD_OUT = {"A-9", "B-8", "C-12"}
 

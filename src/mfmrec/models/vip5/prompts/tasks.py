@@ -1,7 +1,7 @@
 """From a dataset and a template to one tokenized sample, for training and evaluation.
 
 :class:`PromptBuilder` owns the tokenizer, the dataset and the :class:`PromptOptions`. It
-builds a :class:`~mfmrec.prompts.render.PromptContext` per family (training contexts draw
+builds a :class:`~.render.PromptContext` per family (training contexts draw
 their randomness from a ``numpy.random.Generator`` handed in), renders it, tokenizes it
 and truncates it to ``max_length`` without cutting through a placeholder group: the
 oldest history items go first, then the last candidates (never the positive one in
@@ -20,7 +20,7 @@ import numpy as np
 
 from mfmrec.config import check
 from mfmrec.errors import DataError
-from mfmrec.prompts.render import (
+from mfmrec.models.vip5.prompts.render import (
     ARROW,
     COMMA,
     USER_BUCKETS,
@@ -28,8 +28,13 @@ from mfmrec.prompts.render import (
     PromptContext,
     render,
 )
-from mfmrec.prompts.templates import Template
-from mfmrec.prompts.tokenization import Encoded, encode_input, encode_target, placeholder_id
+from mfmrec.models.vip5.prompts.templates import Template
+from mfmrec.models.vip5.prompts.tokenization import (
+    Encoded,
+    encode_input,
+    encode_target,
+    placeholder_id,
+)
 
 SAMPLINGS = ("per_template", "paper")
 
@@ -66,7 +71,7 @@ class PromptOptions:
 
 @dataclass
 class PromptSample:
-    """One tokenized prompt, ready for :func:`mfmrec.prompts.collate.collate`."""
+    """One tokenized prompt, ready for :func:`mfmrec.models.vip5.prompts.collate.collate`."""
 
     input_ids: list[int]
     whole_word_ids: list[int]

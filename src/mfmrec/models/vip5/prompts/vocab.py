@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from mfmrec.errors import ConfigError
-from mfmrec.prompts.render import UNKNOWN_TITLE, user_number
-from mfmrec.prompts.templates import TEMPLATES
-from mfmrec.prompts.tokenization import load_tokenizer, train_sentencepiece
+from mfmrec.models.vip5.prompts.render import UNKNOWN_TITLE, user_number
+from mfmrec.models.vip5.prompts.templates import TEMPLATES
+from mfmrec.models.vip5.prompts.tokenization import load_tokenizer, train_sentencepiece
 
 
 def tokenizer_corpus(dataset, max_prompts: int = 20000, seed: int = 0) -> list[str]:
     """Lines of text to train a tokenizer for ``dataset`` on (deterministic)."""
-    from mfmrec.prompts.dataset import PromptDataset
+    from mfmrec.models.vip5.prompts.dataset import PromptDataset
 
     prompts = PromptDataset(dataset, None, image_tokens=0, seed=seed)
     n = len(prompts)

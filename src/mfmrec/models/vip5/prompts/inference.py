@@ -21,8 +21,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from mfmrec.errors import ConfigError
-from mfmrec.prompts.tasks import PromptBuilder, PromptSample
-from mfmrec.prompts.templates import Template, get_template
+from mfmrec.models.vip5.prompts.tasks import PromptBuilder, PromptSample
+from mfmrec.models.vip5.prompts.templates import Template, get_template
 
 
 def _array(x) -> np.ndarray:

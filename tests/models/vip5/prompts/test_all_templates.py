@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mfmrec.prompts import PLACEHOLDER, TEMPLATES, PromptBuilder, PromptOptions
+from mfmrec.models.vip5.prompts import PLACEHOLDER, TEMPLATES, PromptBuilder, PromptOptions
 
 K = 2
 

@@ -12,12 +12,27 @@ Typical use::
     batch = collate(sequential_prompts(builder, users, histories, "A-3"), tok)
 """
 
-from mfmrec.prompts.collate import IGNORE_INDEX, collate, placeholder_positions
-from mfmrec.prompts.dataset import PromptDataset
-from mfmrec.prompts.inference import direct_prompts, explanation_prompts, sequential_prompts
-from mfmrec.prompts.render import PLACEHOLDER, PromptContext, Rendered, render, user_number
-from mfmrec.prompts.tasks import PromptBuilder, PromptOptions, PromptSample, sample_negatives
-from mfmrec.prompts.templates import (
+from mfmrec.models.vip5.prompts.collate import IGNORE_INDEX, collate, placeholder_positions
+from mfmrec.models.vip5.prompts.dataset import PromptDataset
+from mfmrec.models.vip5.prompts.inference import (
+    direct_prompts,
+    explanation_prompts,
+    sequential_prompts,
+)
+from mfmrec.models.vip5.prompts.render import (
+    PLACEHOLDER,
+    PromptContext,
+    Rendered,
+    render,
+    user_number,
+)
+from mfmrec.models.vip5.prompts.tasks import (
+    PromptBuilder,
+    PromptOptions,
+    PromptSample,
+    sample_negatives,
+)
+from mfmrec.models.vip5.prompts.templates import (
     BY_ID,
     FAMILIES,
     HELD_OUT,
@@ -27,7 +42,7 @@ from mfmrec.prompts.templates import (
     get_template,
     templates_of,
 )
-from mfmrec.prompts.tokenization import (
+from mfmrec.models.vip5.prompts.tokenization import (
     Encoded,
     encode_input,
     encode_target,
@@ -36,7 +51,7 @@ from mfmrec.prompts.tokenization import (
     placeholder_id,
     train_sentencepiece,
 )
-from mfmrec.prompts.vocab import prepare_tokenizer, tokenizer_corpus
+from mfmrec.models.vip5.prompts.vocab import prepare_tokenizer, tokenizer_corpus
 
 __all__ = [
     "BY_ID", "FAMILIES", "HELD_OUT", "IGNORE_INDEX", "PLACEHOLDER", "SEEN_EVAL", "TEMPLATES",

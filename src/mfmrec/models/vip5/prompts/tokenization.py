@@ -28,7 +28,7 @@ from pathlib import Path
 
 from mfmrec.errors import ConfigError
 from mfmrec.io import atomic_dir
-from mfmrec.prompts.render import PLACEHOLDER
+from mfmrec.models.vip5.prompts.render import PLACEHOLDER
 
 SPECIAL = {"pad": (0, "<pad>"), "eos": (1, "</s>"), "unk": (2, "<unk>")}
 EXTRA_IDS = 100

@@ -1,4 +1,4 @@
-"""Pad a list of :class:`~mfmrec.prompts.tasks.PromptSample` into one batch.
+"""Pad a list of :class:`~mfmrec.models.vip5.prompts.tasks.PromptSample` into one batch.
 
 The batch a VIP5-style model consumes::
 
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import torch
 
-from mfmrec.prompts.tasks import PromptSample
+from mfmrec.models.vip5.prompts.tasks import PromptSample
 
 IGNORE_INDEX = -100
 

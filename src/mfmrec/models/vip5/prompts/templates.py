@@ -1,7 +1,7 @@
 """The 29 VIP5 prompt templates, as data.
 
 Each template has an input string and a target string with positional ``{}`` holes, and
-the names of the slots that fill them, in order. Rendering (``mfmrec.prompts.render``)
+the names of the slots that fill them, in order. Rendering (``mfmrec.models.vip5.prompts.render``)
 has one function per slot kind, so adding a template is adding a row here.
 
 Families (the paper's three task families):

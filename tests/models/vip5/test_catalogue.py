@@ -7,8 +7,8 @@ import pytest
 import torch
 import transformers
 
-from mfmrec.evaluation.catalogue import CatalogueTree, catalogue_scores, topk_agreement
-from mfmrec.evaluation.decoding import ItemTrie, constrained_beam_search, teacher_forced_scores
+from mfmrec.models.vip5.catalogue import CatalogueTree, catalogue_scores, topk_agreement
+from mfmrec.models.vip5.decoding import ItemTrie, constrained_beam_search, teacher_forced_scores
 
 PAD, EOS, VOCAB, N_ITEMS = 0, 1, 60, 40
 LEVELS = [range(2, 6), range(6, 12), range(12, 20)]  # disjoint token ranges per code level

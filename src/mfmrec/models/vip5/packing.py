@@ -1,5 +1,5 @@
 """Decoding many short sequences per example against one encoder pass (beam search's K
-beams, candidate scoring's C candidates), used by :mod:`mfmrec.evaluation.decoding`.
+beams, candidate scoring's C candidates), used by :mod:`mfmrec.models.vip5.decoding`.
 
 Giving each row its own copy of its example's encoder states makes the decoder project
 them to cross-attention keys/values once per row, and per step: that was most of the

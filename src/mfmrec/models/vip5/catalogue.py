@@ -39,8 +39,8 @@ import torch
 from transformers.cache_utils import DynamicCache, DynamicLayer, EncoderDecoderCache
 from transformers.modeling_outputs import BaseModelOutput
 
-from mfmrec.evaluation.decoding import HEAD_ROWS, ItemTrie
-from mfmrec.evaluation.packing import (
+from mfmrec.models.vip5.decoding import HEAD_ROWS, ItemTrie
+from mfmrec.models.vip5.packing import (
     additive_key_mask,
     cache_kwarg,
     encoder_hidden,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mfmrec.errors import ConfigError
-from mfmrec.prompts.templates import (
+from mfmrec.models.vip5.prompts.templates import (
     BY_ID,
     HELD_OUT,
     SEEN_EVAL,
