@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from mfmrec.data import RawDataset, write_dataset
-from mfmrec.features.encoders import Encoder
+from mfmrec.features.base import Encoder
 
 COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255),
            (255, 0, 255), (128, 128, 128), (10, 20, 30), (200, 100, 50), (50, 100, 200)]

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from mfmrec.errors import ConfigError
-from mfmrec.features.encoders import Encoder, check_loaded, quiet_transformers
+from mfmrec.features.base import Encoder, check_loaded, quiet_transformers
 from mfmrec.features.images import ImagePreprocess
 
 HUB_IDS = {

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from mfmrec.features.encoders import Encoder
+from mfmrec.features.base import Encoder
 
 HUE_BINS, VALUE_BINS, GREY_BINS = 12, 2, 4
 DIM = HUE_BINS * VALUE_BINS + GREY_BINS

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mfmrec.errors import ConfigError
-from mfmrec.features.encoders import Encoder, pad_stack
+from mfmrec.features.base import Encoder, pad_stack
 from mfmrec.features.images import ImagePreprocess
 
 BN_EPS = 1e-3

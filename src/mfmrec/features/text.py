@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from mfmrec.errors import ConfigError
-from mfmrec.features.encoders import Encoder, check_loaded, quiet_transformers
+from mfmrec.features.base import Encoder, check_loaded, quiet_transformers
 
 MAX_TOKENS = 512
 

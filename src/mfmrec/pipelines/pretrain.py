@@ -17,14 +17,12 @@ and prompt embeddings come along.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from mfmrec.config import check
-from mfmrec.io import atomic_dir, write_json
+from mfmrec.models.vip5.export import export_backbone
 
 BACKBONE_DIR = "backbone"
-PROMPT_EMBEDDINGS_FILE = "prompt_embeddings.safetensors"
 
 
 def check_pretrain_config(config) -> None:
@@ -36,29 +34,6 @@ def check_pretrain_config(config) -> None:
           f"pretraining trains the whole backbone: set tuning: full (got {model.tuning!r})")
     check(model.image_tokens == 0, "model.image_tokens",
           "pretraining uses text-only prompts (P5): set image_tokens: 0")
-
-
-def export_backbone(model, out_dir: str | Path, provenance: dict | None = None) -> Path:
-    """Write ``model``'s backbone, tokenizer and prompt embeddings as a checkpoint folder.
-
-    The folder is a valid ``model.backbone`` path: ``T5ForConditionalGeneration
-    .from_pretrained`` reads it, and so does ``AutoTokenizer.from_pretrained``.
-    """
-    from safetensors.torch import save_file
-
-    out_dir = Path(out_dir)
-    with atomic_dir(out_dir) as tmp:
-        model.backbone.save_pretrained(str(tmp))
-        model.tokenizer.save_pretrained(str(tmp))
-        tables = {k: v.detach().cpu().contiguous()
-                  for k, v in model.embeddings.state_dict().items()}
-        save_file(tables, str(tmp / PROMPT_EMBEDDINGS_FILE))
-        write_json(tmp / "mfmrec.json", {
-            "kind": "P5-style pretrained T5 backbone (mfmrec pretrain)",
-            "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            **(provenance or {}),
-        })
-    return out_dir
 
 
 def pretrain(config, data_dir: str | Path, out_dir: str | Path, *, resume: bool = False,

@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from mfmrec.errors import ConfigError
-from mfmrec.features.encoders import build_encoder, pad_stack, store_name
+from mfmrec.features.base import pad_stack
+from mfmrec.features.encoders import build_encoder, store_name
 from mfmrec.features.images import load_image
 from mfmrec.features.text import masked_mean
 from mfmrec.models.iisan.cache import MissingFill

@@ -16,6 +16,7 @@ from mfmrec.errors import ConfigError
 from mfmrec.models.registry import register
 from mfmrec.models.vip5.backbone import backbone_for, checkpoint_has_tokenizer, is_preset
 from mfmrec.models.vip5.config import VIP5Config
+from mfmrec.models.vip5.export import PROMPT_EMBEDDINGS_FILE
 from mfmrec.models.vip5.indexing import (
     SEMANTIC,
     add_tokens,
@@ -32,7 +33,6 @@ from mfmrec.models.vip5.mapping import (
 )
 from mfmrec.models.vip5.model import VIP5
 from mfmrec.peft.adapters import CROSS, FFN, SELF, AdapterSpec, inject_adapters
-from mfmrec.pipelines.pretrain import PROMPT_EMBEDDINGS_FILE
 
 FALLBACK_VOCAB = 4000
 
