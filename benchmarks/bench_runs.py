@@ -18,7 +18,7 @@ def train_timed(config: str, overrides: list[str], data_dir: Path, run_dir: Path
     """Train ``configs/<config>`` with ``overrides`` into ``run_dir``, or reuse a finished
     run there with ``skip_existing``; returns (run dir, training seconds or None if reused)."""
     from mfmrec.training.config import load_run_config
-    from mfmrec.training.run import train
+    from mfmrec.training.runs import train
 
     if skip_existing and finished(run_dir):
         return run_dir, None

@@ -120,7 +120,7 @@ def _fmt_metrics(m: dict) -> str:
 
 def run(args: argparse.Namespace) -> dict:
     from mfmrec.evaluation.evaluator import select_users
-    from mfmrec.training.checkpoint import load_run
+    from mfmrec.training.runs import load_run
 
     torch.set_num_threads(args.threads)
     loaded = load_run(args.run, args.data)

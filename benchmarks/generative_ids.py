@@ -152,10 +152,11 @@ def id_health(data: Path) -> dict[str, str]:
 def evaluate_all(args) -> dict[str, dict]:
     """Test results (with per-user ranks) of every run and of popularity, cached."""
     from mfmrec.data import load_dataset
+    from mfmrec.evaluation.config import EvalConfig
     from mfmrec.evaluation.evaluator import evaluate
     from mfmrec.io import write_json
     from mfmrec.models.popularity import Popularity
-    from mfmrec.training.checkpoint import load_run
+    from mfmrec.training.runs import load_run
 
     ds = load_dataset(args.data)
     out = {}
@@ -168,10 +169,9 @@ def evaluate_all(args) -> dict[str, dict]:
             continue
         model = Popularity.from_dataset(ds) if name == "popularity" else \
             load_run(args.out / "runs" / name, args.data).model
-        out[name] = evaluate(model, ds, tasks=["sequential"], split="test",
-                             users=args.eval_users, batch_size=16, exclude_history=True,
-                             sequential_scorer=args.scorer, keep_ranks=True,
-                             progress=not args.quiet)
+        cfg = EvalConfig(tasks=["sequential"], split="test", batch_size=16,
+                         exclude_history=True, sequential_scorer=args.scorer, keep_ranks=True)
+        out[name] = evaluate(model, ds, cfg, users=args.eval_users, progress=not args.quiet)
         write_json(saved, out[name])
     return out
 

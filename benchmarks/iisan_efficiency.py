@@ -1,7 +1,7 @@
 """IISAN's efficiency claim, measured: full fine-tuning vs adapters inside the encoders vs
 IISAN uncached vs IISAN cached (and ID-only SASRec), on the same data and batches.
 
-Every method trains through the ordinary trainer (``mfmrec.training.run.train``) from its
+Every method trains through the ordinary trainer (``mfmrec.training.runs.train``) from its
 shipped config, with the same seed, batch size, sequence length and number of optimizer
 steps, so all methods see exactly the same batches. Each method runs in a FRESH
 subprocess, so peak memory of one never mixes with another's (and import/model loading
@@ -51,7 +51,7 @@ MULTIMODAL = ("mm-full-ft", "mm-encoder-adapters", "iisan-uncached", "iisan")
 # ---- worker: one method in its own process ----------------------------------------------
 def worker(args: argparse.Namespace) -> None:
     from mfmrec.training.config import load_run_config
-    from mfmrec.training.run import train
+    from mfmrec.training.runs import train
 
     overrides = [f"train.batch_size={args.batch_size}", f"train.seed={args.seed}",
                  "train.log_every=1", "train.checkpoint_every=0", "train.keep_checkpoints=1"]
@@ -64,11 +64,12 @@ def worker(args: argparse.Namespace) -> None:
 
 
 def evaluate_worker(args: argparse.Namespace) -> None:
+    from mfmrec.evaluation.config import EvalConfig
     from mfmrec.evaluation.evaluator import evaluate
-    from mfmrec.training.checkpoint import load_run
+    from mfmrec.training.runs import load_run
 
     run = load_run(args.run_dir, args.data)
-    result = evaluate(run.model, run.dataset, tasks=["sequential"], progress=False)
+    result = evaluate(run.model, run.dataset, EvalConfig(tasks=["sequential"]), progress=False)
     metrics = result["tasks"]["sequential"]["prompts"]["-"]
     (Path(args.run_dir) / "bench-eval.json").write_text(json.dumps(metrics, indent=1))
 

@@ -51,7 +51,7 @@ def train_command(args: argparse.Namespace) -> None:
     import torch
 
     from mfmrec.training.config import load_run_config
-    from mfmrec.training.run import train
+    from mfmrec.training.runs import train
 
     torch.set_num_threads(1)
     config = load_run_config(CONFIGS / METHODS[args.method][0], train_overrides(args))
@@ -68,9 +68,12 @@ def train_command(args: argparse.Namespace) -> None:
 
 # ---- evaluation ------------------------------------------------------------------------
 def _metrics(run, split: str) -> dict:
+    from mfmrec.evaluation.config import EvalConfig
     from mfmrec.evaluation.evaluator import evaluate
 
-    result = evaluate(run.model, run.dataset, tasks=["sequential"], split=split,
+    result = evaluate(run.model,
+                      run.dataset,
+                      EvalConfig(tasks=["sequential"], split=split),
                       progress=False)
     return result["tasks"]["sequential"]["prompts"]["-"]
 
@@ -80,7 +83,7 @@ def _step(path: Path) -> int:
 
 
 def _load(run_dir: Path, data: Path, checkpoint: Path):
-    from mfmrec.training.checkpoint import load_run
+    from mfmrec.training.runs import load_run
 
     return load_run(run_dir, data, checkpoint)
 
@@ -114,9 +117,9 @@ def eval_command(args: argparse.Namespace) -> None:
 # ---- the table -------------------------------------------------------------------------
 def summarise(run_dir: Path) -> dict:
     """One table row: training cost from metrics.jsonl, quality from quality.json."""
-    from mfmrec.training.checkpoint import read_run_config
+    from mfmrec.training.runs import RunDir
 
-    config = read_run_config(run_dir)
+    config = RunDir(run_dir).read_config()
     log = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x]
     q = json.loads((run_dir / "quality.json").read_text())
     steps_per_epoch = round(log[-1]["step"] / log[-1]["epoch"])

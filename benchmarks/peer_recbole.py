@@ -116,7 +116,7 @@ def run_config(model: str, epochs: int, extra: list[str]):
 
 def recbole_settings(model: str, cfg, root: Path, name: str) -> dict:
     """RecBole 1.2.1 config dict mirroring the mfmrec run config."""
-    m, t = cfg.model, cfg.train
+    m, t = cfg.to_dict()["model"], cfg.train
     settings = {
         "data_path": str(root), "dataset": name, "USER_ID_FIELD": "user_id",
         "ITEM_ID_FIELD": "item_id", "TIME_FIELD": "timestamp",
@@ -243,10 +243,10 @@ def _epoch_seconds(run_dir: Path, epochs: int) -> float:
 def mfmrec_side(model: str, cfg, data_dir: Path, out: Path) -> dict[str, dict]:
     """{protocol: row}: full ranking under RecBole's history rule for ``model`` (and under
     the other rule, for reference), plus the 100 stored candidates where supported."""
+    from mfmrec.evaluation.config import EvalConfig
     from mfmrec.evaluation.evaluator import evaluate
     from mfmrec.models.base import DIRECT, SEQUENTIAL
-    from mfmrec.training.checkpoint import load_run
-    from mfmrec.training.run import train
+    from mfmrec.training.runs import load_run, train
 
     start = time.perf_counter()
     train(cfg, data_dir, out / "mfmrec_run", quiet=True)
@@ -263,8 +263,9 @@ def mfmrec_side(model: str, cfg, data_dir: Path, out: Path) -> dict[str, dict]:
         else:  # candidates never include the history: only full ranking changes
             label = {SEQUENTIAL: f"full ranking ({rule}, reference)"}
         tasks = [t for t in label if t in run.model.tasks]
-        res = evaluate(run.model, run.dataset, tasks=tasks, exclude_history=exclude,
-                       hr_ks=KS, ndcg_ks=KS, batch_size=1024, progress=False)
+        cfg = EvalConfig(tasks=tasks, exclude_history=exclude, hr_ks=KS, ndcg_ks=KS,
+                         batch_size=1024)
+        res = evaluate(run.model, run.dataset, cfg, progress=False)
         rows.update({f"mfmrec {label[t]}": {
             **{k: float(res["tasks"][t]["prompts"]["-"][k]) for k in METRICS}, **timing}
             for t in tasks})

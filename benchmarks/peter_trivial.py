@@ -9,7 +9,7 @@ BLEU-4 and ROUGE-1/2/L in both ``standard`` and ``p5`` modes):
   back to the whole-set one);
 * ``global-mode``: the most frequent training explanation of the whole set, always;
 * PETER (``configs/peter.yaml``) and optionally PETER+ (``configs/peter-plus.yaml``),
-  trained by ``mfmrec.training.run.train`` with the same dotted overrides (``--set``).
+  trained by ``mfmrec.training.runs.train`` with the same dotted overrides (``--set``).
 
 The baselines are tiny ``Recommender`` objects passed to the same ``evaluate`` call as
 PETER, so every row goes through the same requests, references and metric code.
@@ -36,10 +36,11 @@ import torch
 from bench_runs import train_timed
 
 from mfmrec.data import load_dataset
+from mfmrec.evaluation.config import EvalConfig
 from mfmrec.evaluation.evaluator import evaluate
 from mfmrec.evaluation.text_metrics import TEXT_METRICS, TEXT_MODES
 from mfmrec.models.base import EXPLANATION, Recommender
-from mfmrec.training.checkpoint import load_run
+from mfmrec.training.runs import load_run
 
 MODELS = {"peter": "peter.yaml", "peter-plus": "peter-plus.yaml"}
 
@@ -90,7 +91,9 @@ def train_model(key: str, args, data_dir: Path) -> tuple[Path, float | None]:
 
 
 def evaluate_text(model, dataset, split: str) -> dict:
-    return evaluate(model, dataset, tasks=[EXPLANATION], split=split, batch_size=256,
+    return evaluate(model,
+                    dataset,
+                    EvalConfig(tasks=[EXPLANATION], split=split, batch_size=256),
                     progress=False)
 
 

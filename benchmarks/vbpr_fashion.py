@@ -38,9 +38,10 @@ from bench_runs import train_timed  # noqa: E402
 from vip5_images import ensure_features, prepare_data  # noqa: E402
 
 from mfmrec.data import load_dataset  # noqa: E402
+from mfmrec.evaluation.config import EvalConfig  # noqa: E402
 from mfmrec.evaluation.evaluator import evaluate  # noqa: E402
 from mfmrec.models.base import DIRECT, SEQUENTIAL  # noqa: E402
-from mfmrec.training.checkpoint import load_run  # noqa: E402
+from mfmrec.training.runs import load_run  # noqa: E402
 
 MODELS = {"bpr-mf": "bpr-mf.yaml", "vbpr": "vbpr.yaml"}
 KS = (5, 10)
@@ -62,9 +63,9 @@ def train_model(key: str, args, data_dir: Path) -> tuple[Path, float | None]:
 
 def score(run) -> dict[str, dict[str, float]]:
     """{protocol: {metric: value}} of a loaded run on the test split."""
-    res = evaluate(run.model, run.dataset, tasks=[DIRECT, SEQUENTIAL], split="test",
-                   exclude_history=True, hr_ks=KS, ndcg_ks=KS, batch_size=512,
-                   progress=False)
+    cfg = EvalConfig(tasks=[DIRECT, SEQUENTIAL], split="test", exclude_history=True,
+                     hr_ks=KS, ndcg_ks=KS, batch_size=512)
+    res = evaluate(run.model, run.dataset, cfg, progress=False)
     return {PROTOCOLS[t]: {m: float(res["tasks"][t]["prompts"]["-"][m]) for m in METRICS}
             for t in PROTOCOLS}
 

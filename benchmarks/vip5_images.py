@@ -39,15 +39,16 @@ import numpy as np
 import torch
 from bench_runs import finished
 
-from mfmrec.config import build, to_dict
+from mfmrec.config import build
 from mfmrec.data import load_dataset, write_dataset
 from mfmrec.evaluation import metrics as M
-from mfmrec.evaluation.evaluator import EvalConfig, evaluate
+from mfmrec.evaluation.config import EvalConfig
+from mfmrec.evaluation.evaluator import evaluate
 from mfmrec.evaluation.report import write_report
 from mfmrec.features.store import feature_path, items_digest, load_features, read_meta
 from mfmrec.paths import shared_dir
-from mfmrec.training.checkpoint import load_run
 from mfmrec.training.config import resolve
+from mfmrec.training.runs import load_run
 
 ENCODER = "efficientnet-lite0"
 COMBINED = "efficientnet-lite0+rgb-hist"  # the optional second image feature
@@ -182,7 +183,7 @@ def pretrain_backbone(args, data_dir: Path) -> Path:
 
 def full_images(args, data_dir: Path) -> Path:
     """The pretraining recipe (every weight trains, from scratch) WITH image tokens."""
-    from mfmrec.training.run import train
+    from mfmrec.training.runs import train
 
     run_dir = args.work / "runs" / "full-images"
     if args.skip_existing and finished(run_dir):
@@ -198,7 +199,7 @@ def full_images(args, data_dir: Path) -> Path:
 
 def tune(args, data_dir: Path, backbone: Path, variant: str, store: str | None) -> Path:
     """Adapter tuning of one variant on the frozen pretrained backbone."""
-    from mfmrec.training.run import train
+    from mfmrec.training.runs import train
 
     k = IMAGE_TOKENS if store else 0
     run_dir = args.work / "runs" / variant
@@ -260,7 +261,7 @@ def evaluate_run(args, run_dir: Path, data_dir: Path) -> dict:
     cfg = build(EvalConfig, {"tasks": ["direct"], "prompts": args.prompts, "split": "test",
                              "direct_scorer": "exact", "users": args.eval_users,
                              "batch_size": 16}, prefix="eval.")
-    report = evaluate(run.model, run.dataset, **to_dict(cfg), progress=not args.quiet)
+    report = evaluate(run.model, run.dataset, cfg, progress=not args.quiet)
     write_report(run_dir, "test", report)
     ranks = {}
     for prompt in args.prompts:

@@ -16,9 +16,8 @@ import pytest
 import torch
 import yaml
 
-from mfmrec.training.checkpoint import load_run
 from mfmrec.training.config import load_run_config
-from mfmrec.training.run import train
+from mfmrec.training.runs import load_run, train
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 

@@ -44,7 +44,7 @@ class Pop(Recommender):
         super().__init__()
         self.weight = torch.nn.Parameter(torch.zeros(dataset.num_items))
 
-    def score_items(self, users, histories):
+    def score_items(self, users, histories, prompt=None):
         return self.weight.expand(len(users), -1)  # (B, N)
 
     def explain(self, requests, prompt=None):

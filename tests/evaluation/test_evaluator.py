@@ -11,14 +11,10 @@ from mfmrec.data import load_dataset
 from mfmrec.data.raw import RawDataset
 from mfmrec.data.writer import write_dataset
 from mfmrec.errors import ConfigError, MfmrecError
-from mfmrec.evaluation.evaluator import (
-    EvalConfig,
-    evaluate,
-    explanation_requests,
-    prompt_plan,
-    recommend_top_k,
-)
-from mfmrec.models.base import Recommender
+from mfmrec.evaluation.config import EvalConfig, prompt_plan
+from mfmrec.evaluation.evaluator import evaluate, recommend_top_k
+from mfmrec.evaluation.users import explanation_requests
+from mfmrec.models.base import GENERATED_LIST, Recommender
 
 N_ITEMS, N_USERS = 24, 8
 ALL = frozenset({"sequential", "direct", "explanation"})
@@ -62,7 +58,7 @@ class Oracle(Recommender):
         self.target = dict(zip(users.tolist(), targets.tolist(), strict=True))
         self.sign = sign
 
-    def score_items(self, users, histories):
+    def score_items(self, users, histories, prompt=None):
         scores = torch.zeros(len(users), N_ITEMS)
         for row, u in enumerate(users.tolist()):
             scores[row, self.target[u]] = self.sign
@@ -71,6 +67,8 @@ class Oracle(Recommender):
 
 class Duplicator(Oracle):
     """A 'generative' model whose lists repeat the target and contain an invalid id."""
+
+    produces = GENERATED_LIST
 
     def recommend(self, users, histories, k, prompt=None):
         self.prompts_seen = getattr(self, "prompts_seen", []) + [prompt]
@@ -116,7 +114,7 @@ class HistoryLover(Recommender):
         users, _, targets = dataset.targets("test")
         self.target = dict(zip(users.tolist(), targets.tolist(), strict=True))
 
-    def score_items(self, users, histories):
+    def score_items(self, users, histories, prompt=None):
         scores = torch.zeros(len(users), N_ITEMS)
         for row, (u, h) in enumerate(zip(users.tolist(), histories, strict=True)):
             scores[row, h] = 2.0
@@ -129,7 +127,7 @@ class Noisy(Recommender):
 
     tasks = frozenset({"sequential"})
 
-    def score_items(self, users, histories):
+    def score_items(self, users, histories, prompt=None):
         return torch.rand(len(users), N_ITEMS)
 
 
@@ -143,8 +141,11 @@ def test_oracle_is_perfect_and_reversed_gets_nothing(tiny):
     for task in ("sequential", "direct"):
         m = _metrics(good, task)
         assert m["HR@1"] == 1.0 and m["NDCG@10"] == pytest.approx(1.0) and m["users"] == n
-    assert good["skipped"] == {"explanation": "model recommender does not support the "
-                                              "explanation task"}
+    assert set(good["tasks"]) == {"sequential", "direct"} and good["skipped"] == {}
+    asked = evaluate(Oracle(tiny), tiny, EvalConfig(tasks=["sequential", "explanation"]),
+                     progress=False)  # a task asked for but not declared is skipped
+    assert asked["skipped"] == {"explanation": "model recommender does not support the "
+                                               "explanation task"}
     assert "full ranking" in good["tasks"]["sequential"]["protocol"]
     bad = evaluate(Oracle(tiny, sign=-1.0), tiny, progress=False)
     for task in ("sequential", "direct"):
@@ -154,7 +155,7 @@ def test_oracle_is_perfect_and_reversed_gets_nothing(tiny):
 
 
 def test_generated_lists_report_duplicates_and_invalid_ids(tiny):
-    res = evaluate(Duplicator(tiny), tiny, tasks=["sequential"], progress=False)
+    res = evaluate(Duplicator(tiny), tiny, EvalConfig(tasks=["sequential"]), progress=False)
     m = _metrics(res, "sequential")
     n = m["users"]
     # each list of 10: the target first, one invalid id, then 8 repeats of the target
@@ -166,8 +167,10 @@ def test_generated_lists_report_duplicates_and_invalid_ids(tiny):
 
 def test_direct_beam_uses_recommend_candidates_and_prompts(tiny):
     model = Duplicator(tiny)
-    res = evaluate(model, tiny, tasks=["direct"], prompts=["B-5", "B-8"],
-                   direct_scorer="beam", progress=False)
+    res = evaluate(model,
+                   tiny,
+                   EvalConfig(tasks=["direct"], prompts=["B-5", "B-8"], direct_scorer="beam"),
+                   progress=False)
     assert list(res["tasks"]["direct"]["prompts"]) == ["B-5", "B-8"]
     m = _metrics(res, "direct", "B-8")
     # the positive is always second: HR@1 = 0, HR@5 = 1, NDCG@5 = 1/log2(3)
@@ -175,16 +178,19 @@ def test_direct_beam_uses_recommend_candidates_and_prompts(tiny):
     assert m["NDCG@5"] == pytest.approx(1 / np.log2(3))
     assert m["valid_share"] == 1.0 and m["invalid"] == 0
     assert "constrained generation" in res["tasks"]["direct"]["protocol"]
-    # an exact scorer without recommend_candidates falls back to scores and says so
-    res = evaluate(Oracle(tiny), tiny, tasks=["direct"], direct_scorer="beam", progress=False)
-    assert "no recommend_candidates" in res["tasks"]["direct"]["protocol"]
+    # a model that generates no lists is scored under "beam" too, and the report says so
+    res = evaluate(Oracle(tiny),
+                   tiny,
+                   EvalConfig(tasks=["direct"], direct_scorer="beam"),
+                   progress=False)
+    assert "generates no lists" in res["tasks"]["direct"]["protocol"]
     assert _metrics(res, "direct")["HR@1"] == 1.0
 
 
 def test_explanation_echo_scores_100_in_both_modes(tiny):
     model = Echo(tiny)
-    res = evaluate(model, tiny, prompts=["C-3", "C-12"], progress=False)
-    assert set(res["skipped"]) == {"sequential", "direct"}
+    res = evaluate(model, tiny, EvalConfig(prompts=["C-3", "C-12"]), progress=False)
+    assert set(res["tasks"]) == {"explanation"} and res["skipped"] == {}
     assert model.prompts_seen[0] == "C-3" and "C-12" in model.prompts_seen
     requests, refs, _ = explanation_requests(tiny, "test")
     for prompt in ("C-3", "C-12"):
@@ -200,10 +206,16 @@ def test_explanation_echo_scores_100_in_both_modes(tiny):
 
 def test_prompts_reach_prompt_models_and_spare_id_models(tiny):
     # Oracle.score_items takes no prompt: a sequential prompt is simply not passed to it
-    res = evaluate(Oracle(tiny), tiny, tasks=["sequential"], prompts=["A-3"], progress=False)
+    res = evaluate(Oracle(tiny),
+                   tiny,
+                   EvalConfig(tasks=["sequential"], prompts=["A-3"]),
+                   progress=False)
     assert _metrics(res, "sequential", "A-3")["HR@1"] == 1.0
     model = Duplicator(tiny)
-    evaluate(model, tiny, tasks=["sequential"], prompts=["A-3", "A-9"], progress=False)
+    evaluate(model,
+             tiny,
+             EvalConfig(tasks=["sequential"], prompts=["A-3", "A-9"]),
+             progress=False)
     assert model.prompts_seen == ["A-3", "A-9"]  # one batch of 8 users per prompt
 
 
@@ -213,7 +225,7 @@ def test_history_exclusion(tiny):
     ranks_expected = np.array([len(set(h.tolist())) + 1 for h in hists])
     kept = evaluate(model, tiny, progress=False)
     assert _metrics(kept, "sequential")["HR@5"] == pytest.approx(np.mean(ranks_expected <= 5))
-    dropped = evaluate(model, tiny, exclude_history=True, progress=False)
+    dropped = evaluate(model, tiny, EvalConfig(exclude_history=True), progress=False)
     assert _metrics(dropped, "sequential")["HR@1"] == 1.0
     assert "history excluded" in dropped["tasks"]["sequential"]["protocol"]
 
@@ -222,10 +234,10 @@ def test_deterministic_for_a_seed_and_global_rng_untouched(tiny):
     model = Noisy()
     torch.manual_seed(123)
     before = torch.get_rng_state()
-    a = evaluate(model, tiny, seed=5, progress=False)
+    a = evaluate(model, tiny, EvalConfig(seed=5), progress=False)
     assert torch.equal(torch.get_rng_state(), before)
-    again = evaluate(model, tiny, seed=5, progress=False)
-    other = evaluate(model, tiny, seed=6, progress=False)
+    again = evaluate(model, tiny, EvalConfig(seed=5), progress=False)
+    other = evaluate(model, tiny, EvalConfig(seed=6), progress=False)
     assert _metrics(a, "sequential") == _metrics(again, "sequential")
     assert _metrics(a, "sequential") != _metrics(other, "sequential")
 
@@ -233,7 +245,7 @@ def test_deterministic_for_a_seed_and_global_rng_untouched(tiny):
 def test_user_selection_and_training_mode_restored(tiny):
     model = Oracle(tiny)
     model.train()
-    res = evaluate(model, tiny, users=3, progress=False)
+    res = evaluate(model, tiny, EvalConfig(users=3), progress=False)
     assert res["users"] == 3 and _metrics(res, "direct")["users"] == 3
     assert model.training
     first3 = tiny.targets("test")[0][:3]
@@ -253,16 +265,19 @@ def test_progress_bar_prints_rate(tiny):
     from rich.console import Console
 
     buf = StringIO()
-    evaluate(Oracle(tiny), tiny, tasks=["sequential"], console=Console(file=buf, width=120),
+    evaluate(Oracle(tiny),
+             tiny,
+             EvalConfig(tasks=["sequential"]),
+             console=Console(file=buf, width=120),
              progress=True)
     assert "sequential -" in buf.getvalue() and "users/s" in buf.getvalue()
 
 
 def test_config_validation_and_prompt_plan():
-    from mfmrec.evaluation.evaluator import PROMPT_FAMILIES
+    from mfmrec.models.base import PROMPT_FAMILIES
     from mfmrec.models.vip5.prompts.templates import FAMILIES
 
-    assert PROMPT_FAMILIES == FAMILIES
+    assert FAMILIES is PROMPT_FAMILIES  # one task <-> family map
     assert prompt_plan(["sequential", "direct"], ["A-3", "A-9", "C-1"]) == {
         "sequential": ["A-3", "A-9"], "direct": [None]}
     assert prompt_plan(["direct"], {"direct": ["X"]}) == {"direct": ["X"]}
@@ -280,11 +295,11 @@ def test_config_validation_and_prompt_plan():
 
 def test_wrong_output_shape_is_a_bug(tiny):
     class Short(Oracle):
-        def score_items(self, users, histories):
+        def score_items(self, users, histories, prompt=None):
             return torch.zeros(1, N_ITEMS)
 
     with pytest.raises(ValueError, match="rows"):
-        evaluate(Short(tiny), tiny, tasks=["sequential"], progress=False)
+        evaluate(Short(tiny), tiny, EvalConfig(tasks=["sequential"]), progress=False)
 
 
 def test_recommend_top_k(tiny):
@@ -300,16 +315,24 @@ def test_recommend_top_k(tiny):
 
 
 def test_valid_split_uses_valid_targets(tiny):
-    res = evaluate(Oracle(tiny, split="valid"), tiny, split="valid", users=100, progress=False)
+    res = evaluate(Oracle(tiny, split="valid"),
+                   tiny,
+                   EvalConfig(split="valid", users=100),
+                   progress=False)
     assert res["split"] == "valid" and res["users"] == N_USERS  # N larger than available
     assert _metrics(res, "sequential")["HR@1"] == 1.0 and _metrics(res, "direct")["HR@1"] == 1.0
     # the test-split oracle is wrong about valid targets (different items)
-    wrong = evaluate(Oracle(tiny, split="test"), tiny, split="valid", progress=False)
+    wrong = evaluate(Oracle(tiny, split="test"),
+                     tiny,
+                     EvalConfig(split="valid"),
+                     progress=False)
     assert _metrics(wrong, "sequential")["HR@1"] == 0.0
 
 
 class ScoringGenerator(Oracle):
     """A generator whose beam list is the top-10 of its own scores, except for user 0."""
+
+    produces = GENERATED_LIST
 
     def score_items(self, users, histories, prompt=None):
         scores = torch.arange(N_ITEMS, dtype=torch.float32).repeat(len(users), 1) / N_ITEMS
@@ -326,9 +349,11 @@ class ScoringGenerator(Oracle):
 def test_exact_sequential_scorer_ranks_all_items_and_reports_beam_agreement(tiny):
     users, _, _ = tiny.targets("test")
     model = ScoringGenerator(tiny)
-    beam = evaluate(model, tiny, tasks=["sequential"], progress=False)
-    exact = evaluate(model, tiny, tasks=["sequential"], progress=False,
-                     sequential_scorer="exact", keep_ranks=True)
+    beam = evaluate(model, tiny, EvalConfig(tasks=["sequential"]), progress=False)
+    exact = evaluate(model,
+                     tiny,
+                     EvalConfig(tasks=["sequential"], sequential_scorer="exact", keep_ranks=True),
+                     progress=False)
     section = exact["tasks"]["sequential"]
     assert "exact full-catalogue" in section["protocol"]
     assert "generated" in beam["tasks"]["sequential"]["protocol"]
@@ -349,15 +374,19 @@ def test_popularity_scores_training_counts(tiny):
         np.add.at(counts, seq, 1)
     scores = model.score_items(torch.arange(3), [torch.zeros(0, dtype=torch.long)] * 3)
     assert scores.shape == (3, N_ITEMS) and np.allclose(scores[1].numpy(), counts)
-    res = evaluate(model, tiny, tasks=["sequential", "direct"], progress=False,
-                   exclude_history=True)
+    res = evaluate(model,
+                   tiny,
+                   EvalConfig(tasks=["sequential", "direct"], exclude_history=True),
+                   progress=False)
     assert set(res["tasks"]) == {"sequential", "direct"}
 
 
 def test_report_names_the_exact_scorer_and_its_beam_agreement(tiny):
     from mfmrec.evaluation.report import render_markdown
 
-    res = evaluate(ScoringGenerator(tiny), tiny, tasks=["sequential"], progress=False,
-                   sequential_scorer="exact")
+    res = evaluate(ScoringGenerator(tiny),
+                   tiny,
+                   EvalConfig(tasks=["sequential"], sequential_scorer="exact"),
+                   progress=False)
     text = render_markdown(res)
     assert "exact full-catalogue" in text and "top-10 = beam" in text

@@ -44,8 +44,9 @@ def tiny_ids_data(tmp_path: Path) -> Path:
 def make_run(tmp_path: Path):
     """Factory: a run directory of a registered model with its initial weights saved
     as the final ones (what `mfmrec train` leaves, minus the training)."""
-    from mfmrec.training.checkpoint import build_model, save_tensors
+    from mfmrec.training.checkpoint import save_tensors
     from mfmrec.training.config import resolve
+    from mfmrec.training.runs import build_model
 
     def make(data: Path, model: dict, name: str = "run") -> Path:
         from mfmrec.data import load_dataset

@@ -20,7 +20,7 @@ def test_shipped_config_builds_and_takes_a_step(filename, walk):
     run = load_run_config(CONFIGS / filename)
     assert run.model_name == SHIPPED[filename]
     torch.manual_seed(0)
-    model = registry.get(run.model_name).builder(run.model_config(), walk)
+    model = registry.get(run.model_name).builder(run.model, walk)
     data = model.train_data(walk, "train", run.train.seed)
     batch = model.collate([data[i] for i in range(min(8, len(data)))])
     loss = model.training_loss(batch)
@@ -31,5 +31,5 @@ def test_shipped_config_builds_and_takes_a_step(filename, walk):
 
 def test_overrides_reach_the_model_config():
     run = load_run_config(CONFIGS / "sasrec.yaml", ["model.loss=bce", "model.hidden=32"])
-    cfg = run.model_config()
+    cfg = run.model
     assert (cfg.loss, cfg.hidden, cfg.max_len) == ("bce", 32, 50)

@@ -10,7 +10,7 @@ from safetensors.torch import load_file, save_file
 from train_fixtures import launch_cpu
 
 from mfmrec.data import load_dataset
-from mfmrec.training.checkpoint import build_model
+from mfmrec.training.runs import build_model
 from mfmrec.training.trainer import Trainer, process_state
 
 

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from mfmrec.errors import ConfigError
-from mfmrec.training.run import train
+from mfmrec.training.runs import train
 
 
 class Killed(RuntimeError):

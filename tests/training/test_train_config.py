@@ -44,9 +44,11 @@ def test_load_resolves_model_defaults_and_applies_overrides(tmp_path):
     path = run_config(tmp_path, model={"dim": 4})
     cfg = load_run_config(path, ["train.lr=5e-4", "model.dropout=0.0",
                                  "train.adam_betas=[0.8,0.9]"])
-    assert cfg.model == {"name": NAME, "dim": 4, "dropout": 0.0, "frozen": False, "init_seed": 7}
+    assert cfg.model_name == NAME and type(cfg.model).__name__ == "TinyMFConfig"
+    assert cfg.to_dict()["model"] == {"name": NAME, "dim": 4, "dropout": 0.0, "frozen": False,
+                                      "init_seed": 7}
     assert cfg.train.lr == 5e-4 and cfg.train.adam_betas == (0.8, 0.9)
-    assert cfg.model_config().dim == 4
+    assert cfg.model.dim == 4
 
 
 def test_unknown_model_key_and_section_are_refused(tmp_path):

@@ -9,8 +9,8 @@ import torch
 from safetensors.torch import load_file
 
 from mfmrec.data import load_dataset
-from mfmrec.training.checkpoint import build_model, latest_checkpoint, load_run
-from mfmrec.training.run import train
+from mfmrec.training.checkpoint import latest_checkpoint
+from mfmrec.training.runs import build_model, load_run, train
 from mfmrec.training.trainer import Trainer, linear_schedule
 
 

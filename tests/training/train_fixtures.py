@@ -94,7 +94,7 @@ class TinyMF(Recommender):
         neg = (u * self.item(batch["neg"])).sum(-1) + self.bias[batch["neg"]]
         return (F.softplus(-pos) + F.softplus(neg)).mean()
 
-    def score_items(self, users: torch.Tensor, histories) -> torch.Tensor:
+    def score_items(self, users: torch.Tensor, histories, prompt=None) -> torch.Tensor:
         return self._users(users) @ self.item.weight.T + self.bias  # (B, N)
 
     def parameter_groups(self) -> dict[str, int]:

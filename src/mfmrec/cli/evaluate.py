@@ -23,7 +23,7 @@ USER_HELP = "User: external id (e.g. a reviewer id) or #INDEX for the internal i
 
 
 def _load(run_dir: Path, data: Path | None):
-    from mfmrec.training.checkpoint import load_run  # lazy: pulls in torch and the registry
+    from mfmrec.training.runs import load_run  # lazy: pulls in torch and the registry
 
     return load_run(run_dir, data)
 
@@ -48,11 +48,12 @@ def _csv(text: str | None) -> list[str] | None:
     return None if text is None else [x.strip() for x in text.split(",") if x.strip()]
 
 
-def _eval_section(run, **flags) -> dict:
+def _eval_config(run, **flags):
     """The run config's ``eval:`` section, with the flags given on the command line."""
-    section = dict(getattr(run.config, "eval", None) or {})
-    section.update({k: v for k, v in flags.items() if v is not None})
-    return section
+    import dataclasses
+
+    given = {k: v for k, v in flags.items() if v is not None}
+    return dataclasses.replace(run.config.eval, **given)  # validated again
 
 
 def evaluate_cmd(
@@ -79,19 +80,16 @@ def evaluate_cmd(
 
     Defaults come from the run config's `eval:` section; flags override it.
     """
-    from mfmrec.config import build, to_dict
-    from mfmrec.evaluation.evaluator import EvalConfig, evaluate
+    from mfmrec.evaluation.evaluator import evaluate
     from mfmrec.evaluation.report import print_report, write_report
 
     run = _load(run_dir, data)
-    section = _eval_section(run, tasks=_csv(tasks), prompts=_csv(prompts), split=split,
-                            users=users, direct_scorer=direct_scorer,
-                            sequential_scorer=sequential_scorer, batch_size=batch_size,
-                            seed=seed, exclude_history=exclude_history)
-    cfg = build(EvalConfig, section, prefix="eval.")
+    cfg = _eval_config(run, tasks=_csv(tasks), prompts=_csv(prompts), split=split,
+                       users=users, direct_scorer=direct_scorer,
+                       sequential_scorer=sequential_scorer, batch_size=batch_size,
+                       seed=seed, exclude_history=exclude_history)
     console = Console()
-    results = evaluate(run.model, run.dataset, **to_dict(cfg), progress=not quiet,
-                       console=console)
+    results = evaluate(run.model, run.dataset, cfg, progress=not quiet, console=console)
     json_path, md_path = write_report(run_dir, cfg.split, results)
     print_report(results, console)
     console.print(f"wrote {json_path} and {md_path}")

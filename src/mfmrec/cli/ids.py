@@ -25,7 +25,7 @@ def item_table_from_run(run_dir: Path, data_dir: Path):
     """The item embedding table (num_items, d) of a trained run, without a padding row."""
     from torch import nn
 
-    from mfmrec.training.checkpoint import load_run  # lazy: pulls in the model registry
+    from mfmrec.training.runs import load_run  # lazy: pulls in the model registry
 
     run = load_run(run_dir, data_dir)
     table = getattr(run.model, "item_emb", None)

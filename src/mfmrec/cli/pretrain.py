@@ -40,7 +40,7 @@ def pretrain_cmd(
 
     from mfmrec.pipelines.pretrain import check_pretrain_config, pretrain
     from mfmrec.training.config import load_run_config
-    from mfmrec.training.run import print_summary
+    from mfmrec.training.runs import print_summary
 
     run_config = load_run_config(config, overrides or [])
     check_pretrain_config(run_config)  # before any work: a wrong mode fails in one line

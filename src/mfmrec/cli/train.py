@@ -36,7 +36,7 @@ def train_cmd(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     from mfmrec.training.config import load_run_config
-    from mfmrec.training.run import print_summary, train
+    from mfmrec.training.runs import print_summary, train
 
     run_config = load_run_config(config, overrides or [])
     result = train(run_config, data, out, resume=resume, quiet=quiet)

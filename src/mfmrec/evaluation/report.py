@@ -25,7 +25,8 @@ from mfmrec.evaluation.text_metrics import TEXT_METRICS
 from mfmrec.io import atomic_file, write_json
 
 TITLES = {"sequential": "Sequential recommendation", "direct": "Direct recommendation",
-          "explanation": "Explanation generation"}
+          "explanation": "Explanation generation", "rating": "Rating prediction"}
+RATING_METRICS = ("rmse", "mae")
 MODE_NOTES = {"p5": "P5/VIP5 definitions: corpus BLEU-4 without smoothing, per-sentence "
                     "ROUGE F1, whitespace tokens",
               "standard": "sacrebleu corpus BLEU-4 and rouge-score F1 (library tokenizers)"}
@@ -65,11 +66,13 @@ def metric_cells(results: dict, task: str, prompt: str, mode: str = "p5") -> lis
     if task == "explanation":
         values = (entry or {}).get(mode, {})
         return [_fmt(values.get(m), text=True) for m in TEXT_METRICS]
-    cols = ranking_columns(results)
+    cols = task_columns(results, task)
     return [_fmt((entry or {}).get(c)) for c in cols]
 
 
 def task_columns(results: dict, task: str) -> list[str]:
+    if task == "rating":
+        return list(RATING_METRICS)
     return list(TEXT_METRICS) if task == "explanation" else ranking_columns(results)
 
 
@@ -94,6 +97,12 @@ def sections(results: dict) -> list[Section]:
                 out.append(Section(f"{TITLES[task]} ({mode} metrics, x100)",
                                    f"{body['protocol']}; {MODE_NOTES[mode]}",
                                    ["Prompt", *TEXT_METRICS, "requests"], rows))
+            continue
+        if task == "rating":
+            rows = [[p, *metric_cells(results, task, p), str(body["prompts"][p]["ratings"])]
+                    for p in prompts]
+            out.append(Section(TITLES[task], body["protocol"],
+                               ["Prompt", *RATING_METRICS, "ratings"], rows))
             continue
         generated = any("valid_share" in body["prompts"][p] for p in prompts)
         agree = any(AGREEMENT in body["prompts"][p] for p in prompts)  # exact vs beam

@@ -1,27 +1,40 @@
 """The one recommender contract (RecBole-style).
 
-Every model — SASRec, BPR-MF, VBPR, PETER, VIP5, IISAN — is a ``Recommender``. The
-trainer (``mfmrec.training``) and the evaluator (``mfmrec.evaluation``) know only
-this contract, so no ``if model_name == ...`` exists outside the registry.
+Every model — popularity, SASRec, BPR-MF, VBPR, PETER, VIP5, TIGER, IISAN — is a
+``Recommender``. The trainer (``mfmrec.training``) and the evaluator
+(``mfmrec.evaluation``) know only this contract: what a model *declares* decides how it
+is trained and scored, never probing of its methods.
+
+Declarations (class attributes):
+  * ``tasks`` — the tasks it serves, a subset of :data:`TASKS`;
+  * ``produces`` — :data:`SCORES` (ranking comes from ``score_items`` /
+    ``score_candidates``) or :data:`GENERATED_LIST` (it also generates its own ranked
+    list with ``recommend`` / ``recommend_candidates``, e.g. by beam search; the evaluator
+    then reads that list unless told to use exact scores);
+  * ``default_prompts`` — ``{task: prompt id}`` for prompt-based models (VIP5's A/B/C
+    families, see :data:`PROMPT_FAMILIES`); empty for models without prompts, which accept
+    and ignore a ``prompt`` argument.
 
 Training side:
   * ``train_data(dataset, split, seed)`` -> a ``torch.utils.data.Dataset`` of samples;
   * ``collate(samples)`` -> a batch (dict of tensors / lists);
   * ``training_loss(batch)`` -> scalar tensor.
 
-Scoring side (a model implements the tasks it supports, listed in ``tasks``):
-  * ``score_items(users, histories)`` -> (B, N) scores over all items (full ranking);
-  * ``score_candidates(users, histories, candidates)`` -> (B, C) scores;
-  * ``recommend(users, histories, k)`` -> (B, k) item indices in rank order (generative
-    models override it; the default takes the top-k of ``score_items``);
-  * ``explain(requests)`` -> generated explanation strings.
+Scoring side (a model implements the methods of the tasks it declares):
+  * ``score_items(users, histories, prompt)`` -> (B, N) scores over all items;
+  * ``score_candidates(users, histories, candidates, prompt)`` -> (B, C) scores;
+  * ``recommend(users, histories, k, prompt)`` -> (B, k) items, best first (default: the
+    top-k of ``score_items``);
+  * ``recommend_candidates(users, histories, candidates, k, prompt)`` -> (B, k) items
+    drawn from each row's candidates (default: the top-k of ``score_candidates``);
+  * ``explain(requests, prompt)`` -> generated explanation strings;
+  * ``predict_rating(users, items)`` -> (B,) predicted star ratings.
 
 ``users`` are int64 tensors of internal user indices; ``histories`` are lists of int64
 tensors of internal item indices (time order, without the target); candidates are
-internal item indices. Prompt-based models (VIP5) take ``prompt="A-3"`` etc. to pick
-the evaluation template; other models ignore it. An explanation request is a dict with
-``user``, ``item`` (internal indices), ``rating``, ``summary``, ``feature`` and
-``reviewer_name`` of one review.
+internal item indices. An explanation request is a dict with ``user``, ``item``
+(internal indices), ``rating``, ``summary``, ``feature`` and ``reviewer_name`` of one
+review.
 """
 
 from __future__ import annotations
@@ -31,7 +44,23 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-SEQUENTIAL, DIRECT, EXPLANATION = "sequential", "direct", "explanation"
+from mfmrec.errors import ConfigError
+
+SEQUENTIAL, DIRECT, EXPLANATION, RATING = "sequential", "direct", "explanation", "rating"
+TASKS = (SEQUENTIAL, DIRECT, EXPLANATION, RATING)
+SCORES, GENERATED_LIST = "scores", "list"
+# the VIP5 paper's prompt families: the letter of a prompt id names its task (the one map)
+PROMPT_FAMILIES = {"A": SEQUENTIAL, "B": DIRECT, "C": EXPLANATION}
+FAMILY_OF_TASK = {task: letter for letter, task in PROMPT_FAMILIES.items()}
+
+
+def task_of_prompt(prompt_id: str) -> str:
+    """``"A-3"`` -> ``"sequential"``; a one-line error for an unknown family."""
+    task = PROMPT_FAMILIES.get(str(prompt_id).split("-")[0].upper())
+    if task is None:
+        raise ConfigError(f"prompt {prompt_id!r}: unknown family (expected A-* sequential, "
+                          "B-* direct or C-* explanation)")
+    return task
 
 
 class Recommender(nn.Module):
@@ -39,6 +68,8 @@ class Recommender(nn.Module):
 
     name: ClassVar[str] = "recommender"
     tasks: ClassVar[frozenset[str]] = frozenset()
+    produces: ClassVar[str] = SCORES
+    default_prompts: ClassVar[dict[str, str]] = {}
 
     # ---- training ----------------------------------------------------------------------
     def train_data(self, dataset: Any, split: str = "train", seed: int = 0):
@@ -51,7 +82,8 @@ class Recommender(nn.Module):
         raise NotImplementedError(f"{self.name} does not define a training loss")
 
     # ---- scoring -----------------------------------------------------------------------
-    def score_items(self, users: torch.Tensor, histories: list[torch.Tensor]) -> torch.Tensor:
+    def score_items(self, users: torch.Tensor, histories: list[torch.Tensor],
+                    prompt: str | None = None) -> torch.Tensor:
         raise NotImplementedError(f"{self.name} cannot score all items")
 
     def score_candidates(
@@ -59,7 +91,7 @@ class Recommender(nn.Module):
         prompt: str | None = None,
     ) -> torch.Tensor:
         """(B, C) scores; the default gathers from ``score_items``."""
-        scores = self.score_items(users, histories)  # (B, N)
+        scores = self.score_items(users, histories, prompt=prompt)  # (B, N)
         return scores.gather(1, candidates)
 
     def recommend(
@@ -67,12 +99,23 @@ class Recommender(nn.Module):
         prompt: str | None = None,
     ) -> torch.Tensor:
         """(B, k) item indices, best first."""
-        return self.score_items(users, histories).topk(k, dim=1).indices
+        return self.score_items(users, histories, prompt=prompt).topk(k, dim=1).indices
+
+    def recommend_candidates(
+        self, users: torch.Tensor, histories: list[torch.Tensor], candidates: torch.Tensor,
+        k: int, prompt: str | None = None,
+    ) -> torch.Tensor:
+        """(B, k) items from each row of ``candidates`` (B, C), best first."""
+        scores = self.score_candidates(users, histories, candidates, prompt=prompt)  # (B, C)
+        return candidates.gather(1, scores.topk(min(k, scores.shape[1]), dim=1).indices)
 
     def explain(self, requests: list[dict], prompt: str | None = None) -> list[str]:
         raise NotImplementedError(f"{self.name} cannot generate explanations")
 
-    # ---- persistence -------------------------------------------------------------------
+    def predict_rating(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(f"{self.name} cannot predict ratings")
+
+# ---- persistence -------------------------------------------------------------------
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """Only the tensors that train (what a checkpoint stores)."""
         return {n: p.detach() for n, p in self.named_parameters() if p.requires_grad}

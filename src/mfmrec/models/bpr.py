@@ -142,7 +142,7 @@ class BPRMF(PairwiseRecommender):
         scores = (self.user_emb(users)[:, None, :] * self.item_emb(items)).sum(-1)  # (B, C)
         return scores + self.item_bias[items] if self.item_bias is not None else scores
 
-    def score_items(self, users: torch.Tensor, histories=None) -> torch.Tensor:
+    def score_items(self, users: torch.Tensor, histories=None, prompt=None) -> torch.Tensor:
         scores = self.user_emb(users.to(model_device(self))) @ self.item_emb.weight.T  # (B, N)
         return scores + self.item_bias if self.item_bias is not None else scores
 
@@ -176,7 +176,7 @@ class BPRMLP(PairwiseRecommender):
         return self._score(user_part, self.first_item(self.item_emb(items)))  # (B, C)
 
     @torch.no_grad()
-    def score_items(self, users: torch.Tensor, histories=None) -> torch.Tensor:
+    def score_items(self, users: torch.Tensor, histories=None, prompt=None) -> torch.Tensor:
         user_part = self.first_user(self.user_emb(users.to(model_device(self))))[:, None, :]
         item_part = self.first_item(self.item_emb.weight)[None]  # (1, N, h)
         chunk = max(1, _MLP_SCORE_BUDGET // max(1, len(users) * user_part.shape[-1]))

@@ -40,7 +40,8 @@ class Popularity(Recommender):
             np.add.at(counts, np.asarray(seq, dtype=np.int64), 1.0)
         return cls(counts)
 
-    def score_items(self, users: torch.Tensor, histories: list[torch.Tensor]) -> torch.Tensor:
+    def score_items(self, users: torch.Tensor, histories: list[torch.Tensor],
+                    prompt: str | None = None) -> torch.Tensor:
         return self.counts.expand(len(users), -1)  # (B, N)
 
 

@@ -219,7 +219,8 @@ class SASRec(Recommender):
         items = pad_left(histories, self.cfg.max_len, PAD, shift=1)  # (B, max_len)
         return self.encode(items.to(model_device(self)))[:, -1]
 
-    def score_items(self, users: torch.Tensor, histories: list[torch.Tensor]) -> torch.Tensor:
+    def score_items(self, users: torch.Tensor, histories: list[torch.Tensor],
+                    prompt: str | None = None) -> torch.Tensor:
         return self.user_states(histories) @ self.item_emb.weight[1:].T  # (B, N)
 
     def score_candidates(self, users, histories, candidates, prompt=None) -> torch.Tensor:

@@ -100,7 +100,7 @@ class VBPR(PairwiseRecommender):
         vectors, bias = self.item_terms(items)  # (B, C, k+k'), (B, C)
         return (self.user_vectors(users)[:, None, :] * vectors).sum(-1) + bias
 
-    def score_items(self, users: torch.Tensor, histories=None) -> torch.Tensor:
+    def score_items(self, users: torch.Tensor, histories=None, prompt=None) -> torch.Tensor:
         users = users.to(model_device(self))
         vectors, bias = self.item_terms(torch.arange(self.num_items, device=users.device))
         return self.user_vectors(users) @ vectors.T + bias  # (B, N)

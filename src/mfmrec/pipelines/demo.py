@@ -126,7 +126,7 @@ def _train(config: dict, data_dir: Path, run_dir: Path, quiet: bool, pretrain: b
 
         run(cfg, data_dir, run_dir, resume=resume, quiet=quiet)
     else:
-        from mfmrec.training.run import train as run
+        from mfmrec.training.runs import train as run
 
         run(cfg, data_dir, run_dir, resume=resume, quiet=quiet)
     return run_dir
@@ -135,14 +135,15 @@ def _train(config: dict, data_dir: Path, run_dir: Path, quiet: bool, pretrain: b
 def evaluate_model(load, dataset, saved: Path, quiet: bool, console: Console) -> dict:
     """Test-split results of A-3 (full ranking, history excluded) and B-5, with ranks;
     ``load()`` gives the model, called only when no saved result exists."""
+    from mfmrec.evaluation.config import EvalConfig
     from mfmrec.evaluation.evaluator import evaluate
 
     if saved.is_file():
         return json.loads(saved.read_text())
     # models without prompts ignore them; their results are then keyed A-3 / B-5 as well
-    results = evaluate(load(), dataset, tasks=list(PROMPTS), split="test", prompts=PROMPTS,
-                       batch_size=32, seed=0, exclude_history=True, progress=not quiet,
-                       sequential_scorer="exact", keep_ranks=True, console=console)
+    cfg = EvalConfig(tasks=list(PROMPTS), split="test", prompts=PROMPTS, batch_size=32,
+                     seed=0, exclude_history=True, sequential_scorer="exact", keep_ranks=True)
+    results = evaluate(load(), dataset, cfg, progress=not quiet, console=console)
     write_json(saved, results)
     return results
 
@@ -154,7 +155,7 @@ class _Runs:
         self.dirs, self._loaded = dirs, {}
 
     def __getitem__(self, label: str):
-        from mfmrec.training.checkpoint import load_run
+        from mfmrec.training.runs import load_run
 
         if label not in self._loaded:
             self._loaded[label] = load_run(self.dirs[label])

@@ -29,7 +29,7 @@ def check_pretrain_config(config) -> None:
     """A pretraining run is VIP5 with every weight training on text-only prompts."""
     check(config.model_name == "vip5", "model.name",
           f"pretraining trains a vip5 backbone, got {config.model_name!r}")
-    model = config.model_config()
+    model = config.model
     check(model.tuning == "full", "model.tuning",
           f"pretraining trains the whole backbone: set tuning: full (got {model.tuning!r})")
     check(model.image_tokens == 0, "model.image_tokens",
@@ -44,8 +44,7 @@ def pretrain(config, data_dir: str | Path, out_dir: str | Path, *, resume: bool 
     """
     from accelerate.state import PartialState
 
-    from mfmrec.training.checkpoint import load_run
-    from mfmrec.training.run import train
+    from mfmrec.training.runs import load_run, train
 
     check_pretrain_config(config)
     result = train(config, data_dir, out_dir, resume=resume, quiet=quiet)

@@ -11,8 +11,8 @@ A checkpoint ``RUN/checkpoints/step-N/`` holds::
 
 Each checkpoint is written into a temporary directory and renamed into place, then the
 ``RUN/checkpoints/latest`` file is replaced atomically; a run killed at any instant
-leaves the previous checkpoint usable. :func:`load_run` rebuilds a trained model from a
-run directory through the registry.
+leaves the previous checkpoint usable. The run directory around them (config, final
+weights, loading a trained model) is :mod:`mfmrec.training.runs`.
 """
 
 from __future__ import annotations
@@ -27,12 +27,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from safetensors.torch import load_file, save_file
 
 from mfmrec.errors import ConfigError
 from mfmrec.io import atomic_dir, atomic_file, write_json
-from mfmrec.training.config import RunConfig, resolve
+from mfmrec.training.config import RunConfig
 
 FORMAT_VERSION = 1
 TRAINABLE = "trainable.safetensors"
@@ -180,71 +179,3 @@ def read_checkpoint(path: Path) -> Checkpoint:
     optimizer = unflatten_optimizer(load_tensors(path / "optimizer.safetensors"),
                                     state.pop("optimizer"))
     return Checkpoint(load_tensors(path / TRAINABLE), optimizer, rng, state)
-
-
-# ---- run directories -------------------------------------------------------------------
-def backbone_reference(model_section: dict) -> dict:
-    """Model-config fields that point at weights or tokenizers living outside the run."""
-    keys = ("backbone", "pretrained", "tokenizer", "checkpoint")
-    return {k: v for k, v in model_section.items()
-            if isinstance(v, str) and any(s in k for s in keys)}
-
-
-def read_run_config(run_dir: Path) -> RunConfig:
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        raise ConfigError(f"{run_dir}: not a run directory (no config.yaml)")
-    return resolve(yaml.safe_load(path.read_text()) or {}, source=str(path))
-
-
-def read_run_info(run_dir: Path) -> dict:
-    path = Path(run_dir) / "run.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-@dataclass
-class LoadedRun:
-    """A trained model rebuilt from a run directory."""
-
-    model: Any  # Recommender, in eval mode, trainable tensors loaded
-    dataset: Any  # mfmrec.data.Dataset
-    config: RunConfig
-    run_dir: Path
-
-
-def build_model(config: RunConfig, dataset) -> Any:
-    """Build the registered model; seeded, so randomly initialised frozen parts match."""
-    from mfmrec.models import registry
-
-    torch.manual_seed(config.train.seed)
-    entry = registry.get(config.model_name)
-    return entry.builder(config.model_config(), dataset)
-
-
-def load_run(run_dir: str | Path, data_dir: str | Path | None = None,
-             checkpoint: str | Path | None = None) -> LoadedRun:
-    """Rebuild a run's model: the config from ``config.yaml``, the data from ``data_dir``
-    (default: the dataset path recorded in ``run.json``), and the trainable tensors from
-    ``final/`` (or ``checkpoint``, or the latest checkpoint of an unfinished run)."""
-    from mfmrec.data import load_dataset
-
-    run_dir = Path(run_dir)
-    config = read_run_config(run_dir)
-    if data_dir is None:
-        data_dir = read_run_info(run_dir).get("dataset")
-        if not data_dir:
-            raise ConfigError(f"{run_dir}/run.json: no dataset path recorded; pass data_dir")
-    dataset = load_dataset(data_dir)
-    model = build_model(config, dataset)
-    source = Path(checkpoint) if checkpoint else run_dir / "final"
-    if not (source / TRAINABLE).is_file() and checkpoint is None:
-        source = latest_checkpoint(run_dir) or source
-    if not (source / TRAINABLE).is_file():
-        raise ConfigError(f"{run_dir}: no trained weights ({source / TRAINABLE} missing)")
-    try:
-        model.load_trainable_state_dict(load_tensors(source / TRAINABLE))
-    except (KeyError, RuntimeError) as exc:  # missing/unknown names, or shape mismatches
-        raise ConfigError(f"{source / TRAINABLE}: does not fit model {config.model_name!r} "
-                          f"on {dataset.root} ({str(exc.args[0]).splitlines()[0]})") from None
-    model.eval()
-    return LoadedRun(model=model, dataset=dataset, config=config, run_dir=run_dir)

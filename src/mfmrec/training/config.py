@@ -1,16 +1,17 @@
 """Run configs: the ``train:`` section (:class:`TrainConfig`) and the run (:class:`RunConfig`).
 
-A run YAML has three sections::
+A run YAML has these sections::
 
-    model:   {name: sasrec, hidden: 64, ...}   # validated by the model's config class
+    model:   {name: sasrec, hidden: 64, ...}   # the config class registered with the model
     train:   {epochs: 10, batch_size: 256, ...} # TrainConfig
-    eval:    {...}                               # optional; read by the evaluator
+    eval:    {...}                               # optional; EvalConfig
+    plugins: [my_model.py]                       # optional; models defined outside mfmrec
 
-:func:`load_run_config` reads the YAML, applies dotted ``key=value`` overrides, builds
-the ``TrainConfig`` and the model's config class from the registry (unknown keys are
-refused everywhere) and returns a :class:`RunConfig` whose ``model`` dict is *resolved*:
-every field of the model config with its value, defaults included. That resolved form
-is what a run directory stores in ``config.yaml``.
+:func:`load_run_config` reads the YAML, applies dotted ``key=value`` overrides and
+builds every section as a typed dataclass (unknown keys are refused everywhere), so a
+typo in any section fails at load, not at ``mfmrec evaluate``. ``RunConfig.to_dict``
+is the *resolved* form, every field with its value, defaults included: what a run
+directory stores in ``config.yaml``.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ import yaml
 
 from mfmrec.config import apply_overrides, build, check, load_yaml, to_dict
 from mfmrec.errors import ConfigError
+from mfmrec.evaluation.config import EvalConfig
+from mfmrec.models import registry
 
 PRECISIONS = ("auto", "no", "bf16", "fp16")
 STRATEGIES = ("ddp", "fsdp")
-SECTIONS = ("model", "train", "eval")
+SECTIONS = ("model", "train", "eval", "plugins")
 SCHEDULES = ("linear", "constant")  # learning-rate shape after warm-up
 
 
@@ -99,40 +102,40 @@ RESUMABLE_CHANGES = frozenset({
 
 @dataclass
 class RunConfig:
-    """A whole run: the resolved model section, the trainer config, the eval section."""
+    """A whole run: the model's typed config, the trainer config, the eval config."""
 
-    model: dict  # {"name": registry name, **every field of the model's config}
+    model_name: str  # the registry name (model.name in YAML)
+    model: Any  # the registered model's config dataclass (typed, validated)
     train: TrainConfig = field(default_factory=TrainConfig)
-    eval: dict = field(default_factory=dict)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    plugins: list[str] = field(default_factory=list)  # resolved files / modules to import
 
     def __post_init__(self) -> None:
-        check(isinstance(self.model, dict) and isinstance(self.model.get("name"), str),
-              "model.name", "a run config needs model.name (a registered model)")
-        check(isinstance(self.eval, dict), "eval", "expected a section")
-
-    @property
-    def model_name(self) -> str:
-        return self.model["name"]
-
-    def model_config(self) -> Any:
-        """The model's typed config, built from the registry's config class."""
-        from mfmrec.models import registry
-
-        entry = registry.get(self.model_name)
-        fields = {k: v for k, v in self.model.items() if k != "name"}
-        return build(entry.config_cls, fields, prefix="model.")
+        check(dataclasses.is_dataclass(self.model) and not isinstance(self.model, type),
+              "model", f"expected the model's config dataclass, got {type(self.model).__name__}")
 
     def to_dict(self) -> dict:
         train = to_dict(self.train)
         train["adam_betas"] = list(train["adam_betas"])
-        return {"model": dict(self.model), "train": train, "eval": dict(self.eval)}
+        # only constructor fields: the dict must build the same config again
+        init = {f.name for f in dataclasses.fields(self.model) if f.init}
+        model = {k: v for k, v in to_dict(self.model).items() if k in init}
+        out = {"model": {"name": self.model_name, **_plain(model)}, "train": train,
+               "eval": _plain(to_dict(self.eval))}
+        if self.plugins:
+            out["plugins"] = list(self.plugins)
+        return out
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-def resolve(data: dict, source: str = "config") -> RunConfig:
-    """Validate a run-config mapping and fill every default (model fields included)."""
+def resolve(data: dict, source: str = "config", base: str | Path | None = None) -> RunConfig:
+    """Validate a run-config mapping into a :class:`RunConfig`, every default filled.
+
+    ``plugins`` (files relative to ``base``, or module names) are imported first, so a
+    model defined outside mfmrec can be named in ``model.name``.
+    """
     unknown = sorted(set(data) - set(SECTIONS))
     if unknown:
         raise ConfigError(f"{source}: unknown section {unknown[0]!r} "
@@ -141,15 +144,25 @@ def resolve(data: dict, source: str = "config") -> RunConfig:
     if not isinstance(model, dict) or not isinstance(model.get("name"), str):
         raise ConfigError(f"{source}: config field model.name: a run config needs a "
                           "model section with a name")
-    train = build(TrainConfig, data.get("train") or {}, prefix="train.")
-    run = RunConfig(model=dict(model), train=train, eval=dict(data.get("eval") or {}))
-    model_cfg = run.model_config()
-    if dataclasses.is_dataclass(model_cfg):
-        # only constructor fields: the resolved dict must build the same config again
-        init = {f.name for f in dataclasses.fields(model_cfg) if f.init}
-        values = {k: v for k, v in to_dict(model_cfg).items() if k in init}
-        run.model = {"name": run.model_name, **_plain(values)}
-    return run
+    plugins = data.get("plugins") or []
+    if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
+        raise ConfigError(f"{source}: config field plugins: expected a list of files or "
+                          "module names")
+    plugins = [registry.load_plugin(p, base) for p in plugins]
+    entry = registry.get(model["name"])
+    fields = {k: v for k, v in model.items() if k != "name"}
+    return RunConfig(model_name=model["name"],
+                     model=build(entry.config_cls, fields, prefix="model."),
+                     train=build(TrainConfig, data.get("train") or {}, prefix="train."),
+                     eval=build(EvalConfig, _section(data, "eval", source), prefix="eval."),
+                     plugins=plugins)
+
+
+def _section(data: dict, name: str, source: str) -> dict:
+    value = data.get(name) or {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: config field {name}: expected a section")
+    return value
 
 
 def _plain(value: Any) -> Any:
@@ -166,7 +179,7 @@ def _plain(value: Any) -> Any:
 def load_run_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
     """Read a run YAML, apply dotted overrides, validate every section."""
     data = apply_overrides(load_yaml(path), list(overrides))
-    return resolve(data, source=str(path))
+    return resolve(data, source=str(path), base=Path(path).parent)
 
 
 def differences(old: RunConfig, new: RunConfig) -> list[str]:

@@ -14,6 +14,7 @@ from mfmrec.config import build
 from mfmrec.data import load_dataset
 from mfmrec.data.writer import write_dataset
 from mfmrec.errors import ConfigError, DataError
+from mfmrec.evaluation.config import EvalConfig
 from mfmrec.evaluation.evaluator import evaluate
 from mfmrec.models import registry
 from mfmrec.models.iisan import IISANConfig
@@ -167,7 +168,7 @@ def test_titles_only_dataset_falls_back_to_the_text_tower(titles_only):
     assert model.modalities == ("text",) and model.side.image is None
     losses = train_steps(model, first_batch(model, titles_only))
     assert losses[-1] < losses[0]
-    result = evaluate(model, titles_only, tasks=["sequential"], progress=False)
+    result = evaluate(model, titles_only, EvalConfig(tasks=["sequential"]), progress=False)
     assert "sequential" in result["tasks"]
 
 
@@ -190,7 +191,10 @@ def test_asymmetric_versa_config_trains_and_evaluates(synthetic):
     assert [(a.in_features, a.out_features) for a in side.align] == [(IMAGE_WIDTH, TEXT_WIDTH)] * 3
     losses = train_steps(model, first_batch(model, synthetic))
     assert losses[-1] < losses[0]
-    result = evaluate(model, synthetic, tasks=["sequential", "direct"], progress=False)
+    result = evaluate(model,
+                      synthetic,
+                      EvalConfig(tasks=["sequential", "direct"]),
+                      progress=False)
     for task in ("sequential", "direct"):
         metrics = result["tasks"][task]["prompts"]["-"]
         assert 0.0 <= metrics["HR@5"] <= metrics["HR@10"] <= 1.0
@@ -228,9 +232,8 @@ def test_a_tap_beyond_the_encoder_depth_is_a_config_error(synthetic):
 
 
 def test_trainer_run_reloads_and_evaluates(synthetic, tmp_path):
-    from mfmrec.training.checkpoint import load_run
     from mfmrec.training.config import resolve
-    from mfmrec.training.run import train
+    from mfmrec.training.runs import load_run, train
 
     config = resolve({"model": {"name": "iisan", **synthetic_config()},
                       "train": {"epochs": 1, "batch_size": 8, "max_steps": 2}})

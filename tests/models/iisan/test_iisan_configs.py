@@ -38,16 +38,16 @@ def test_shipped_config_names_the_real_encoders(filename):
     run = load_run_config(CONFIGS / filename)
     assert run.model_name == SHIPPED[filename]
     if run.model_name != "sasrec":
-        cfg = run.model_config()
+        cfg = run.model
         assert (cfg.text_encoder, cfg.image_encoder) == ("minilm", "efficientnet-lite0")
-    assert run.eval["tasks"] == ["sequential", "direct"]
+    assert run.eval.tasks == ["sequential", "direct"]
 
 
 @pytest.mark.parametrize("filename", sorted(SHIPPED))
 def test_shipped_config_takes_a_step(filename, encoded, tiny_encoders):
     run = load_run_config(CONFIGS / filename, tiny_overrides(filename, tiny_encoders))
     torch.manual_seed(0)
-    model = registry.get(run.model_name).builder(run.model_config(), encoded)
+    model = registry.get(run.model_name).builder(run.model, encoded)
     data = model.train_data(encoded, "train", run.train.seed)
     batch = model.collate([data[i] for i in range(4)])
     loss = model.training_loss(batch)
@@ -57,6 +57,6 @@ def test_shipped_config_takes_a_step(filename, encoded, tiny_encoders):
 
 
 def test_versa_config_is_asymmetric():
-    cfg = load_run_config(CONFIGS / "iisan-versa.yaml").model_config()
+    cfg = load_run_config(CONFIGS / "iisan-versa.yaml").model
     assert len(cfg.text_layers) != len(cfg.image_layers)
     assert cfg.align == "image_to_text"

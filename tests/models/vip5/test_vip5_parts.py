@@ -23,7 +23,7 @@ SHIPPED = ("vip5-demo.yaml", "vip5-beauty.yaml", "vip5-musical.yaml", "pretrain-
 @pytest.mark.parametrize("filename", SHIPPED)
 def test_shipped_configs_load(filename):
     run = load_run_config(CONFIGS / filename)
-    cfg = run.model_config()
+    cfg = run.model
     assert isinstance(cfg, VIP5Config) and run.model_name == "vip5"
     if filename.startswith("pretrain"):
         assert cfg.tuning == "full" and cfg.image_tokens == 0

@@ -9,7 +9,7 @@ from transformers import T5ForConditionalGeneration
 
 from mfmrec.config import build
 from mfmrec.models.vip5 import VIP5Config, build_vip5
-from mfmrec.training.checkpoint import load_run
+from mfmrec.training.runs import load_run
 
 CONFIG = Path(__file__).resolve().parents[3] / "configs" / "pretrain-demo.yaml"
 SMALL_RUN = ["train.max_steps=2", "train.batch_size=4", "model.max_input_length=128",

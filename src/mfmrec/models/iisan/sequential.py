@@ -173,7 +173,8 @@ class ContentSequenceModel(Recommender):
         return self.user_encoder(table[items.clamp(min=0)], valid)[:, -1]
 
     @torch.no_grad()
-    def score_items(self, users: torch.Tensor, histories: list[torch.Tensor]) -> torch.Tensor:
+    def score_items(self, users: torch.Tensor, histories: list[torch.Tensor],
+                    prompt: str | None = None) -> torch.Tensor:
         table = self.all_item_vectors()  # (N, d)
         return self.user_states(histories, table) @ table.T  # (B, N)
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mfmrec.config import check
+from mfmrec.models.base import PROMPT_FAMILIES
 from mfmrec.models.vip5.indexing import Indexing
 
 TUNING_MODES = ("adapters", "adapters-self", "full")
-FAMILIES = ("sequential", "direct", "explanation")
+FAMILIES = tuple(PROMPT_FAMILIES.values())  # the tasks VIP5 trains on
 ACTIVATIONS = ("gelu", "relu")
 SAMPLINGS = ("per_template", "paper")
 DECODINGS = ("constrained", "paper")

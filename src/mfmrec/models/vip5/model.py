@@ -27,7 +27,14 @@ from torch import nn
 from transformers.modeling_outputs import BaseModelOutput
 
 from mfmrec.errors import ConfigError
-from mfmrec.models.base import DIRECT, EXPLANATION, SEQUENTIAL, Recommender
+from mfmrec.models.base import (
+    DIRECT,
+    EXPLANATION,
+    FAMILY_OF_TASK,
+    GENERATED_LIST,
+    SEQUENTIAL,
+    Recommender,
+)
 from mfmrec.models.vip5.config import VIP5Config
 from mfmrec.models.vip5.decoding import (
     ItemTrie,
@@ -48,7 +55,6 @@ from mfmrec.models.vip5.prompts.templates import Template, get_template
 from mfmrec.models.vip5.prompts.tokenization import placeholder_id
 from mfmrec.peft.adapters import is_adapter_parameter, is_layer_norm_parameter
 
-FAMILY_OF_TASK = {SEQUENTIAL: "A", DIRECT: "B", EXPLANATION: "C"}
 PART_NAMES = ("adapters", "mapping", "layer_norms", "extra_embeddings", "new_tokens",
               "backbone")
 LOGIT_BUDGET = 1 << 26  # float logits per scoring pass (256 MiB in fp32)
@@ -59,6 +65,7 @@ class VIP5(Recommender):
 
     name: ClassVar[str] = "vip5"
     tasks: ClassVar[frozenset[str]] = frozenset({SEQUENTIAL, DIRECT, EXPLANATION})
+    produces: ClassVar[str] = GENERATED_LIST  # beam search; exact scores on request
     #: the prompt a call uses when given none (the paper's seen evaluation prompts)
     default_prompts: ClassVar[dict[str, str]] = {SEQUENTIAL: "A-3", DIRECT: "B-5",
                                                  EXPLANATION: "C-3"}

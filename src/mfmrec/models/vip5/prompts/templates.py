@@ -1,8 +1,8 @@
 """The 29 VIP5 prompt templates, as data.
 
 Each template has an input string and a target string with positional ``{}`` holes, and
-the names of the slots that fill them, in order. Rendering (``mfmrec.models.vip5.prompts.render``)
-has one function per slot kind, so adding a template is adding a row here.
+the names of the slots that fill them, in order. Rendering (``render.py``) has one
+function per slot kind, so adding a template is adding a row here.
 
 Families (the paper's three task families):
 
@@ -26,8 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mfmrec.errors import ConfigError
-
-FAMILIES = {"A": "sequential", "B": "direct", "C": "explanation"}
+from mfmrec.models.base import PROMPT_FAMILIES as FAMILIES
 
 #: Slots an input string may name; each has one renderer in ``render.py``.
 INPUT_SLOTS = frozenset({
