@@ -1,4 +1,4 @@
-"""Tiny SIMULATED datasets for the baseline model tests.
+"""Tiny SIMULATED datasets for the model tests (IISAN's multimodal ones: iisan_fixtures).
 
 Users walk the item catalogue in order (item i is always followed by item i + 1, modulo
 the catalogue size); every interaction has a review whose explanation and feature word
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import iisan_fixtures as mm
 import numpy as np
 import pytest
 import torch
@@ -89,3 +90,73 @@ def bare_walk(tmp_path_factory):
 def walk_text():
     """(explanation_of(item) -> str, the feature nouns) of the walk dataset."""
     return explanation_of, NOUNS
+
+
+# ---- multimodal walks for IISAN (photos, layer caches, tiny random encoders) ------------
+@pytest.fixture(scope="session")
+def photos(tmp_path_factory) -> list[str]:
+    return mm.draw_images(tmp_path_factory.mktemp("photos"))
+
+
+@pytest.fixture(scope="session")
+def synthetic(tmp_path_factory, photos):
+    """A walk dataset with photos and random layer caches (no encoder anywhere)."""
+    out = tmp_path_factory.mktemp("syn") / "data"
+    write_dataset(mm.walk_raw(photos), out, seed=1, num_negatives=5)
+    ds = load_dataset(out)
+    mm.write_synthetic_caches(ds, missing_image=(5,))
+    return load_dataset(out)
+
+
+@pytest.fixture(scope="session")
+def titles_only(tmp_path_factory):
+    """The walk without photos (like Beauty): only a text cache."""
+    out = tmp_path_factory.mktemp("titles") / "data"
+    write_dataset(mm.walk_raw(None), out, seed=1, num_negatives=5)
+    mm.write_synthetic_caches(load_dataset(out), image=False)
+    return load_dataset(out)
+
+
+@pytest.fixture(scope="session")
+def tiny_encoders(tmp_path_factory) -> dict[str, Path]:
+    """Random tiny BERT (+ tokenizer) and CLIP vision folders, loadable offline."""
+    from transformers import (
+        BertConfig,
+        BertModel,
+        BertTokenizer,
+        CLIPVisionConfig,
+        CLIPVisionModelWithProjection,
+    )
+
+    root = tmp_path_factory.mktemp("encoders")
+    words = sorted({w for i in range(mm.NUM_ITEMS) for w in mm.title_of(i).split()})
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words
+    torch.manual_seed(0)
+    bert = BertModel(BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=4,
+                                num_attention_heads=2, intermediate_size=32,
+                                max_position_embeddings=32))
+    bert.save_pretrained(root / "bert")
+    BertTokenizer(vocab={w: i for i, w in enumerate(vocab)}).save_pretrained(root / "bert")
+    clip = CLIPVisionModelWithProjection(CLIPVisionConfig(
+        hidden_size=24, intermediate_size=32, num_hidden_layers=3, num_attention_heads=2,
+        image_size=32, patch_size=8, projection_dim=8))
+    clip.save_pretrained(root / "clip")
+    return {"bert": root / "bert", "clip": root / "clip"}
+
+
+@pytest.fixture(scope="session")
+def encoded(tmp_path_factory, photos, tiny_encoders):
+    """The walk with layer caches extracted by the tiny encoders through the feature
+    pipeline (store names ``hf-bert`` and ``clip-vit-b32``)."""
+    from mfmrec.features.clip import ClipImageEncoder
+    from mfmrec.features.extract import extract_features
+    from mfmrec.features.text import HFTextEncoder
+
+    out = tmp_path_factory.mktemp("encoded") / "data"
+    write_dataset(mm.walk_raw(photos), out, seed=1, num_negatives=5)
+    ds = load_dataset(out)
+    extract_features(ds, HFTextEncoder("hf-bert", tiny_encoders["bert"]), layers=True,
+                     quiet=True)
+    extract_features(ds, ClipImageEncoder("clip-vit-b32", tiny_encoders["clip"]), layers=True,
+                     quiet=True)
+    return load_dataset(out)
