@@ -23,6 +23,7 @@ _REGISTRY: dict[str, ModelEntry] = {}
 _MODULES = {
     "sasrec": "mfmrec.models.sasrec",
     "popularity": "mfmrec.models.popularity",
+    "most-frequent-explanation": "mfmrec.models.most_frequent",
     "bpr-mf": "mfmrec.models.bpr",
     "bpr-mlp": "mfmrec.models.bpr",
     "vbpr": "mfmrec.models.vbpr",
