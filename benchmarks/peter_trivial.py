@@ -11,8 +11,9 @@ BLEU-4 and ROUGE-1/2/L in both ``standard`` and ``p5`` modes):
 * PETER (``configs/peter.yaml``) and optionally PETER+ (``configs/peter-plus.yaml``),
   trained by ``mfmrec.training.runs.train`` with the same dotted overrides (``--set``).
 
-The baselines are tiny ``Recommender`` objects passed to the same ``evaluate`` call as
-PETER, so every row goes through the same requests, references and metric code.
+The baselines are the library's ``most-frequent-explanation`` model
+(:mod:`mfmrec.models.most_frequent`), passed to the same ``evaluate`` call as PETER, so
+every row goes through the same requests, references and metric code.
 
 Usage::
 
@@ -29,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import Counter, defaultdict
 from pathlib import Path
 
 import torch
@@ -39,39 +39,11 @@ from mfmrec.data import load_dataset
 from mfmrec.evaluation.config import EvalConfig
 from mfmrec.evaluation.evaluator import evaluate
 from mfmrec.evaluation.text_metrics import TEXT_METRICS, TEXT_MODES
-from mfmrec.models.base import EXPLANATION, Recommender
+from mfmrec.models.base import EXPLANATION
+from mfmrec.models.most_frequent import MostFrequentExplanation
 from mfmrec.training.runs import load_run
 
 MODELS = {"peter": "peter.yaml", "peter-plus": "peter-plus.yaml"}
-
-
-class MostFrequentExplanation(Recommender):
-    """Answers every request with a most frequent training explanation.
-
-    ``per_item``: the item's own most frequent one (the global one for unseen items);
-    otherwise the global one for everybody.
-    """
-
-    name = "most-frequent-explanation"
-    tasks = frozenset({EXPLANATION})
-
-    def __init__(self, dataset, per_item: bool):
-        super().__init__()
-        table = dataset.reviews_of("train")
-        items = table.column("item").to_pylist()
-        texts = table.column("explanation").to_pylist()
-        pairs = [(i, t) for i, t in zip(items, texts, strict=True) if t and t.strip()]
-        # Counter.most_common keeps first-insertion order among equal counts
-        self.fallback = Counter(t for _, t in pairs).most_common(1)[0][0]
-        by_item: dict[int, Counter] = defaultdict(Counter)
-        for item, text in pairs:
-            by_item[item][text] += 1
-        self.by_item = ({i: c.most_common(1)[0][0] for i, c in by_item.items()}
-                        if per_item else {})
-        self.name = "item-mode" if per_item else "global-mode"
-
-    def explain(self, requests: list[dict], prompt: str | None = None) -> list[str]:
-        return [self.by_item.get(int(r["item"]), self.fallback) for r in requests]
 
 
 def scores(result: dict) -> dict[str, float]:
@@ -142,8 +114,8 @@ def main(argv: list[str] | None = None) -> None:
     for per_item in (True, False):
         baseline = MostFrequentExplanation(dataset, per_item)
         result = evaluate_text(baseline, dataset, args.split)
-        rows[baseline.name] = scores(result)
-        info[baseline.name] = {"examples": examples(result)}
+        rows[baseline.label] = scores(result)
+        info[baseline.label] = {"examples": examples(result)}
         protocol = result["tasks"][EXPLANATION]["protocol"]
     for key in args.models:
         run_dir, seconds = train_model(key, args, args.data)

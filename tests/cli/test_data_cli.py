@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -125,11 +127,61 @@ def test_demo_command_passes_out_and_seed(tmp_path, run_cli, monkeypatch):
 
 @pytest.mark.parametrize("command", [
     ("data",), ("data", "import"), ("data", "import", "p5"), ("data", "import", "amazon"),
-    ("data", "import", "recbole"), ("data", "demo"), ("data", "stats"),
+    ("data", "import", "recbole"), ("data", "import", "products"), ("data", "demo"),
+    ("data", "stats"), ("data", "images"),
 ])
 def test_help_reads_like_documentation(command, run_cli):
     code, stdout, _ = run_cli(*command, "--help")
     assert code == 0 and "Usage:" in stdout
-    if command[-1] in ("p5", "amazon", "recbole"):
+    if command[-1] in ("p5", "amazon", "recbole", "products"):
         for option in ("--out", "--seed", "--indexing", "--negatives"):
             assert option in stdout
+
+
+STYLES_HEADER = b"id,articleType,baseColour,productDisplayName\n"
+# id -> (styles.csv bytes, or None for no file; what the one error line must contain)
+BAD_STYLES = {
+    "missing-file": (None, ["styles.csv", "styles file not found"]),
+    "not-utf8": (STYLES_HEADER + b"1,Tshirts,Red,Red \xff\xfe Shirt\n",
+                 ["styles.csv:2", "not UTF-8"]),
+    "runaway-quote": (STYLES_HEADER + b'1,Tshirts,Red,"' + b"x" * 140_000 + b"\n",
+                      ["styles.csv", "malformed CSV", "field larger than field limit"]),
+    "short-row": (STYLES_HEADER + b"1,Tshirts,Red\n", ["styles.csv:2", "wrong number of fields"]),
+    "missing-columns": (b"id,name\n1,Shirt\n", ["styles.csv:1", "missing columns"]),
+}
+
+
+def _catalogue(root, styles: bytes | None):
+    root.mkdir()
+    (root / "photos").mkdir()
+    if styles is not None:
+        (root / "styles.csv").write_bytes(styles)
+    return root / "styles.csv", root / "photos"
+
+
+@pytest.mark.parametrize("case", list(BAD_STYLES))
+def test_import_products_bad_input_is_one_line_and_writes_nothing(case, tmp_path, run_cli):
+    content, expected = BAD_STYLES[case]
+    styles, photos = _catalogue(tmp_path / "src", content)
+    outs = tmp_path / "outs"
+    code, stdout, stderr = run_cli("data", "import", "products", styles, "--images", photos,
+                                   "--out", outs / "ds", "--users", 4)
+    assert code == 2, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    for text in expected:
+        assert text in lines[0], lines[0]
+    assert "Traceback" not in stderr and stdout == ""
+    assert not outs.exists() or list(outs.iterdir()) == []
+
+
+@pytest.mark.parametrize("case", ["missing-file", "not-utf8"])
+def test_import_products_bad_input_in_a_real_process(case, tmp_path):
+    styles, photos = _catalogue(tmp_path / "src", BAD_STYLES[case][0])
+    proc = subprocess.run([sys.executable, "-m", "mfmrec.cli.main", "data", "import",
+                           "products", str(styles), "--images", str(photos), "--out",
+                           str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith(f"error: {styles}") and proc.stdout == ""
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()

@@ -18,6 +18,17 @@ def test_leave_one_out_labels():
         ["train", "train", "train", "valid", "test"]]
 
 
+def test_leave_one_out_position_is_where_the_labels_put_each_target():
+    for n in range(7):
+        labels = S.leave_one_out([n])[0]
+        for split in ("valid", "test"):
+            at = S.leave_one_out_position(n, split)
+            assert at == (labels.index(split) if split in labels else None)
+    assert (S.leave_one_out_position(2, "test"), S.leave_one_out_position(3, "valid")) == (None, 1)
+    with pytest.raises(ValueError, match="split must be"):
+        S.leave_one_out_position(5, "train")
+
+
 def test_item_numbers_sequential_and_random():
     rng = np.random.default_rng(0)
     # first appearance: 2, 0, 1; item 3 never appears and comes last

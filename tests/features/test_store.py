@@ -17,6 +17,7 @@ from mfmrec.features.store import (
     feature_path,
     list_features,
     load_features,
+    load_item_features,
     save_features,
 )
 
@@ -106,3 +107,19 @@ def test_missing_aware_lookup_of_layer_tables():
     out = feats(torch.tensor([0, 2]))  # (2, L+1, d)
     assert torch.equal(out[0], feats.missing_vector.detach())
     assert torch.equal(out[1], table[2])
+
+
+def test_item_features_are_one_vector_per_item_or_a_one_line_error(make_dataset):
+    ds = load_dataset(make_dataset(n=3))
+    with pytest.raises(DataError) as err:
+        load_item_features(ds, "enc", "VBPR")
+    msg = str(err.value)
+    assert "\n" not in msg and str(ds.features_path("enc")) in msg and "VBPR needs" in msg
+    assert f"mfmrec features extract {ds.root} --encoder enc" in msg
+    missing = torch.tensor([False, True, False])
+    save_features(ds, "enc", torch.ones(3, 2), missing, {"encoder": "enc"})
+    store = load_item_features(ds, "enc", "VBPR")
+    assert store.matrix.shape == (3, 2) and store.missing.tolist() == missing.tolist()
+    save_features(ds, "enc-layers", torch.ones(3, 4, 2), missing, {"encoder": "enc"})
+    with pytest.raises(DataError, match=r"VIP5 needs one \(N, d\) feature row per item"):
+        load_item_features(ds, "enc-layers", "VIP5")

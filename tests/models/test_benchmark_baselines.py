@@ -1,5 +1,8 @@
 """The helpers of the baseline benchmark scripts (benchmarks/peter_trivial.py,
-benchmarks/peer_recbole.py, benchmarks/vbpr_fashion.py) on the tiny walk dataset."""
+benchmarks/peer_recbole.py, benchmarks/vbpr_fashion.py) on the tiny walk dataset.
+
+The trivial explanation baseline itself is a library model, tested in
+test_most_frequent.py."""
 
 from __future__ import annotations
 
@@ -16,33 +19,7 @@ import peer_recbole  # noqa: E402
 import peter_trivial  # noqa: E402
 import vbpr_fashion  # noqa: E402
 
-from mfmrec.evaluation.config import EvalConfig  # noqa: E402
-from mfmrec.evaluation.evaluator import evaluate  # noqa: E402
 from mfmrec.training.config import load_run_config  # noqa: E402
-
-
-def test_item_mode_copies_the_items_explanation(walk, walk_text):
-    explanation_of, _ = walk_text
-    baseline = peter_trivial.MostFrequentExplanation(walk, per_item=True)
-    requests = [{"user": 0, "item": i} for i in range(walk.num_items)]
-    assert baseline.explain(requests) == [explanation_of(i) for i in range(walk.num_items)]
-    # every explanation is the item's, so the walk's test reviews are matched exactly
-    scores = peter_trivial.scores(evaluate(baseline,
-                                           walk,
-                                           EvalConfig(tasks=["explanation"]),
-                                           progress=False))
-    assert scores["p5 BLEU-4"] == 100.0 and scores["p5 ROUGE-L"] == 100.0
-
-
-def test_global_mode_answers_one_sentence(walk):
-    baseline = peter_trivial.MostFrequentExplanation(walk, per_item=False)
-    out = baseline.explain([{"user": 0, "item": i} for i in range(walk.num_items)])
-    assert len(set(out)) == 1 and out[0] == baseline.fallback
-    scores = peter_trivial.scores(evaluate(baseline,
-                                           walk,
-                                           EvalConfig(tasks=["explanation"]),
-                                           progress=False))
-    assert scores["p5 ROUGE-L"] < 100.0
 
 
 def test_verdict_names_the_lost_metrics():

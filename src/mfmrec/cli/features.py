@@ -1,5 +1,4 @@
-"""``mfmrec features ...`` (extract, import, info), ``mfmrec data images`` and
-``mfmrec data import products``."""
+"""``mfmrec features ...``: extract, import and inspect item features."""
 
 from __future__ import annotations
 
@@ -9,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mfmrec.cli.data import INDEXING, NEG, OUT, SEED, data_app, import_app
+from mfmrec.cli.data import QUIET
 
 features_app = typer.Typer(help="Item features: extract with an image/text encoder, import, "
                                 "inspect.", no_args_is_help=True)
@@ -20,7 +19,6 @@ ENCODER_HELP = (
     "minilm (all-MiniLM-L6-v2 title features), or hf:PATH (any local Hugging Face text model, "
     "mean-pooled). clip-rn50/clip-rn101 are refused: transformers has no ResNet CLIP tower."
 )
-QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
 
 
 @features_app.command("extract")
@@ -89,70 +87,6 @@ def info_cmd(data_dir: Path = typer.Argument(..., help="A prepared dataset direc
         table.add_row(name, " x ".join(map(str, meta.get("shape", []))),
                       str(meta.get("num_missing")), str(meta.get("pooling", "")))
     Console().print(table)
-
-
-@data_app.command("images")
-def images_cmd(
-    data_dir: Path = typer.Argument(..., help="A prepared dataset directory."),
-    from_meta: Path = typer.Option(None, "--from-meta", help="Amazon metadata (.json/.json.gz; "
-                                   "2014 imUrl or 2018 imageURLHighRes/imageURL). Default: "
-                                   "attributes['image_url'] stored by the importer."),
-    images: Path = typer.Option(None, "--images", help="Use a local folder of <item id>.<ext> "
-                                "files instead of downloading."),
-    workers: int = typer.Option(8, "--workers", help="Parallel downloads."),
-    timeout: float = typer.Option(10.0, "--timeout", help="Seconds per connect/read."),
-    retries: int = typer.Option(3, "--retries", help="Extra attempts after transient errors."),
-    max_mb: float = typer.Option(10.0, "--max-mb", help="Refuse larger images (MB)."),
-    quiet: bool = QUIET,
-) -> None:
-    """Attach item images: download them from URLs, or point at a local folder.
-
-    Downloads resume (valid files are kept), and failures are reported in
-    images/report.json, never fatal.
-    """
-    from mfmrec.features.download import DownloadConfig
-    from mfmrec.features.ingest import IMAGES_DIR, REPORT, ingest_images
-
-    if from_meta is not None and images is not None:
-        raise typer.BadParameter("give --from-meta or --images, not both")
-    cfg = DownloadConfig(workers=workers, timeout=timeout, total_timeout=max(60.0, timeout),
-                         retries=retries, max_bytes=int(max_mb * 1e6))
-    rep = ingest_images(data_dir, from_meta=from_meta, images_dir=images, cfg=cfg, quiet=quiet)
-    done = rep.get("found", rep.get("downloaded", 0) + rep.get("cached", 0))
-    typer.echo(f"{data_dir}: {done} images attached, {rep['failed']} failed, "
-               f"{rep['items_with_image']} items now have an image; report in "
-               f"{Path(data_dir) / IMAGES_DIR / REPORT}")
-
-
-@import_app.command("products")
-def import_products_cmd(
-    styles: Path = typer.Argument(..., help="styles.csv (id, articleType, baseColour, "
-                                  "productDisplayName, ...)."),
-    images: Path = typer.Option(..., "--images", help="Folder of <id>.jpg product photos."),
-    out: Path = OUT, seed: int = SEED, indexing: str = INDEXING, negatives: int = NEG,
-    users: int = typer.Option(2000, "--users", help="Number of SIMULATED users."),
-    min_len: int = typer.Option(5, "--min-len", help="Shortest simulated sequence."),
-    max_len: int = typer.Option(20, "--max-len", help="Longest simulated sequence."),
-    hide_in_text: str = typer.Option("", "--hide-in-text", help="Comma-separated attributes "
-                                     "to remove from titles (e.g. baseColour,articleType) so "
-                                     "only the photo shows them."),
-    name: str = typer.Option(None, help="Dataset name (default: fashion-products-sim)."),
-) -> None:
-    """Import a product-photo catalogue with SIMULATED users and reviews.
-
-    Simulated tastes depend on what the photos show (colour, article type); reviews are
-    templated. dataset.json marks everything simulated.
-    """
-    from mfmrec.data import load_dataset, write_dataset
-    from mfmrec.data.importers.products import import_products
-
-    hide = tuple(a.strip() for a in hide_in_text.split(",") if a.strip())
-    raw = import_products(styles, images, users=users, seed=seed, hide_in_text=hide,
-                          min_len=min_len, max_len=max_len, name=name)
-    write_dataset(raw, out, seed=seed, indexing=indexing, num_negatives=negatives)
-    s = load_dataset(out).stats()
-    typer.echo(f"wrote {out} (SIMULATED users): {s['users']} users, {s['items']} items, "
-               f"{s['interactions']} interactions, {s['reviews']} reviews")
 
 
 def register(app: typer.Typer) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mfmrec.data.splits import TEST, TRAIN, VALID
+from mfmrec.data.splits import TEST, TRAIN, leave_one_out_position
 from mfmrec.errors import DataError
 
 REQUIRED = ("dataset.json", "users.parquet", "items.parquet", "interactions.parquet",
@@ -156,13 +156,11 @@ class Dataset:
         For ``valid`` the history is the training part; for ``test`` it also includes the
         validation item (the P5/VIP5 protocol).
         """
-        if split not in (VALID, TEST):
-            raise ValueError(f"split must be {VALID!r} or {TEST!r}, got {split!r}")
         users, hists, targets = [], [], []
         for u, seq in enumerate(self.sequences):
-            if len(seq) < 3:
+            cut = leave_one_out_position(len(seq), split)
+            if cut is None:
                 continue
-            cut = len(seq) - (2 if split == VALID else 1)
             users.append(u)
             hists.append(seq[:cut])
             targets.append(seq[cut])

@@ -16,14 +16,32 @@ INDEXINGS = ("random", "sequential")
 TRAIN, VALID, TEST = "train", "valid", "test"
 
 
+MIN_LEAVE_ONE_OUT = 3  # shorter sequences keep every interaction in training
+
+
+def leave_one_out_position(length: int, split: str) -> int | None:
+    """Where a sequence of ``length`` items holds its ``valid`` or ``test`` target.
+
+    The last item is the test target, the second-to-last the validation target; ``None``
+    when the sequence is too short to give up either (everything stays in training).
+    """
+    if split not in (VALID, TEST):
+        raise ValueError(f"split must be {VALID!r} or {TEST!r}, got {split!r}")
+    if length < MIN_LEAVE_ONE_OUT:
+        return None
+    return length - (2 if split == VALID else 1)
+
+
 def leave_one_out(lengths: list[int]) -> list[list[str]]:
     """Per user, the split label of each position of the sequence."""
     labels = []
     for n in lengths:
-        if n < 3:
-            labels.append([TRAIN] * n)
-        else:
-            labels.append([TRAIN] * (n - 2) + [VALID, TEST])
+        row = [TRAIN] * n
+        for split in (VALID, TEST):
+            at = leave_one_out_position(n, split)
+            if at is not None:
+                row[at] = split
+        labels.append(row)
     return labels
 
 

@@ -177,6 +177,24 @@ def load_features(dataset_or_dir, name: str) -> FeatureStore:
     return FeatureStore(matrix=matrix, missing=missing, meta=meta)
 
 
+def load_item_features(dataset, name: str, model: str) -> FeatureStore:
+    """Store ``name`` of a prepared dataset as one (N, d) vector per item, for ``model``.
+
+    A store that does not exist, or holds per-layer states (N, L+1, d), is a one-line
+    :class:`DataError` naming the file, the model that needs it and how to build it.
+    """
+    path = dataset.features_path(name)
+    if not path.is_file():
+        raise DataError(
+            f"{path}: image features {name!r} not found; {model} needs them, create them "
+            f"with `mfmrec features extract {dataset.root} --encoder {name}`")
+    store = load_features(dataset, name)
+    if store.matrix.dim() != 2:
+        raise DataError(f"{path}: {model} needs one (N, d) feature row per item, got "
+                        f"{tuple(store.matrix.shape)} (per-layer states)")
+    return store
+
+
 def list_features(dataset_dir: str | Path) -> list[str]:
     """Names of the finished stores of a dataset (partial extractions excluded)."""
     folder = Path(dataset_dir) / FEATURES_DIR

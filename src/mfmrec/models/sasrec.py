@@ -1,9 +1,10 @@
 """SASRec: self-attentive sequential recommendation (Kang & McAuley, ICDM 2018).
 
-Item embedding plus a learned positional embedding, a stack of causal self-attention
-blocks, and the last hidden state dotted with every item embedding as the full-ranking
-score. Layer norm sits after each residual (RecBole's layout, ``norm_first: false``) or
-before each sublayer with a final norm (the paper's code, ``norm_first: true``).
+Item embedding into the shared causal encoder (:mod:`mfmrec.models.sequence`: learned
+positional embedding, a stack of causal self-attention blocks), and the last hidden state
+dotted with every item embedding as the full-ranking score. Layer norm sits after each
+residual (RecBole's layout, ``norm_first: false``) or before each sublayer with a final
+norm (the paper's code, ``norm_first: true``).
 
 Training samples (``samples``), built from ``dataset.train_sequences`` only:
   * ``prefix`` (default, RecBole): every prefix ``s[:t]`` of a training sequence is one
@@ -39,6 +40,7 @@ from mfmrec.models.sampling import (
     pad_left,
     sample_negative,
 )
+from mfmrec.models.sequence import CausalEncoderMixin, SequenceEncoderConfig
 
 PAD = 0
 IGNORE = -1  # target of an untrained (padding or context-only) position
@@ -73,6 +75,15 @@ class SASRecConfig:
               f"expected prefix or sequence, got {self.samples!r}")
         check(self.init_std > 0, "model.init_std", "must be > 0")
         check(self.norm_eps > 0, "model.norm_eps", "must be > 0")
+
+    def encoder_config(self, **changes) -> SequenceEncoderConfig:
+        """The causal encoder's part of these settings (``changes`` override fields)."""
+        fields = {"hidden": self.hidden, "layers": self.layers, "heads": self.heads,
+                  "inner": self.inner, "max_len": self.max_len,
+                  "hidden_dropout": self.hidden_dropout, "attn_dropout": self.attn_dropout,
+                  "norm_first": self.norm_first, "norm_eps": self.norm_eps,
+                  "edge_norm_eps": self.norm_eps}
+        return SequenceEncoderConfig(**{**fields, **changes})
 
 
 class SequenceSamples(EpochSamples):
@@ -112,43 +123,9 @@ class SequenceSamples(EpochSamples):
         return sample
 
 
-class CausalSelfAttention(nn.Module):
-    def __init__(self, hidden: int, heads: int, dropout: float):
-        super().__init__()
-        self.heads, self.dropout = heads, dropout
-        self.qkv = nn.Linear(hidden, 3 * hidden)
-        self.out = nn.Linear(hidden, hidden)
+class SASRec(CausalEncoderMixin, Recommender):
+    """Item table + the shared causal encoder (its parts sit on the model: stable names)."""
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        b, n, d = x.shape  # (B, L, d)
-        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(  # (B, H, L, d/H)
-            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
-        return self.out(y.transpose(1, 2).reshape(b, n, d))
-
-
-class Block(nn.Module):
-    """Self-attention then a point-wise feed-forward net, each with residual and norm."""
-
-    def __init__(self, cfg: SASRecConfig):
-        super().__init__()
-        self.norm_first = cfg.norm_first
-        self.attn = CausalSelfAttention(cfg.hidden, cfg.heads, cfg.attn_dropout)
-        self.ffn = nn.Sequential(nn.Linear(cfg.hidden, cfg.inner), nn.GELU(),
-                                 nn.Linear(cfg.inner, cfg.hidden))
-        self.norm1 = nn.LayerNorm(cfg.hidden, eps=cfg.norm_eps)
-        self.norm2 = nn.LayerNorm(cfg.hidden, eps=cfg.norm_eps)
-        self.drop = nn.Dropout(cfg.hidden_dropout)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        if self.norm_first:
-            x = x + self.drop(self.attn(self.norm1(x), mask))
-            return x + self.drop(self.ffn(self.norm2(x)))
-        x = self.norm1(x + self.drop(self.attn(x, mask)))
-        return self.norm2(x + self.drop(self.ffn(x)))
-
-
-class SASRec(Recommender):
     name = "sasrec"
     tasks = frozenset({SEQUENTIAL, DIRECT})
 
@@ -156,12 +133,7 @@ class SASRec(Recommender):
         super().__init__()
         self.cfg, self.num_items = cfg, num_items
         self.item_emb = nn.Embedding(num_items + 1, cfg.hidden, padding_idx=PAD)
-        self.pos_emb = nn.Embedding(cfg.max_len, cfg.hidden)
-        self.emb_norm = nn.LayerNorm(cfg.hidden, eps=cfg.norm_eps)
-        self.drop = nn.Dropout(cfg.hidden_dropout)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
-        self.final_norm = (nn.LayerNorm(cfg.hidden, eps=cfg.norm_eps) if cfg.norm_first
-                           else nn.Identity())
+        self.build_encoder(cfg.encoder_config())
         self.apply(self._init)
         with torch.no_grad():
             self.item_emb.weight[PAD].zero_()
@@ -175,17 +147,7 @@ class SASRec(Recommender):
     # ---- encoder -----------------------------------------------------------------------
     def encode(self, items: torch.Tensor) -> torch.Tensor:
         """(B, L) padded item rows -> (B, L, d) causal hidden states."""
-        b, n = items.shape
-        pos = torch.arange(self.cfg.max_len - n, self.cfg.max_len, device=items.device)
-        x = self.drop(self.emb_norm(self.item_emb(items) + self.pos_emb(pos)))  # (B, L, d)
-        causal = torch.ones(n, n, dtype=torch.bool, device=items.device).tril()
-        eye = torch.eye(n, dtype=torch.bool, device=items.device)
-        # a padding query sees only itself, so no row is fully masked: a boolean mask is
-        # then NaN-free in any precision, and no padding state mixes in future items
-        allowed = (causal & (items != PAD)[:, None, None, :]) | eye  # (B, 1, L, L)
-        for block in self.blocks:
-            x = block(x, allowed)
-        return self.final_norm(x)
+        return self.encode_sequence(self.item_emb(items), items != PAD)
 
     # ---- training ----------------------------------------------------------------------
     def train_data(self, dataset, split: str = "train", seed: int = 0) -> SequenceSamples:

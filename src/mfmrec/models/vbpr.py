@@ -20,8 +20,7 @@ import torch
 from torch import nn
 
 from mfmrec.config import check
-from mfmrec.errors import DataError
-from mfmrec.features.store import MissingAwareFeatures, load_features
+from mfmrec.features.store import MissingAwareFeatures, load_item_features
 from mfmrec.models.bpr import PairwiseRecommender
 from mfmrec.models.registry import register
 from mfmrec.models.sampling import model_device
@@ -44,20 +43,6 @@ class VBPRConfig:
         check(bool(self.image_features.strip()), "model.image_features",
               "must name an image encoder, e.g. efficientnet-lite0")
         check(self.init_std > 0, "model.init_std", "must be > 0")
-
-
-def load_item_features(dataset, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, F) float32 image features and the (N,) bool mask of items without an image."""
-    path = dataset.features_path(name)
-    if not path.is_file():
-        raise DataError(
-            f"{path}: image features {name!r} not found; VBPR needs them, create them with "
-            f"`mfmrec features extract {dataset.root} --encoder {name}`")
-    store = load_features(dataset, name)
-    if store.matrix.dim() != 2:
-        raise DataError(f"{path}: expected one (N, d) feature row per item, got "
-                        f"{tuple(store.matrix.shape)}")
-    return store.matrix.float(), store.missing
 
 
 class VBPR(PairwiseRecommender):
@@ -108,5 +93,5 @@ class VBPR(PairwiseRecommender):
 
 @register("vbpr", VBPRConfig, "VBPR: BPR-MF plus a visual term over item image features")
 def build_vbpr(config: VBPRConfig, dataset) -> VBPR:
-    features, missing = load_item_features(dataset, config.image_features)
-    return VBPR(config, dataset.num_users, features, missing)
+    store = load_item_features(dataset, config.image_features, "VBPR")
+    return VBPR(config, dataset.num_users, store.matrix.float(), store.missing)

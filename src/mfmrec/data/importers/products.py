@@ -28,6 +28,7 @@ so that no model builds text from them.
 from __future__ import annotations
 
 import csv
+import io
 import re
 from pathlib import Path
 
@@ -77,18 +78,33 @@ def read_styles(path: str | Path) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: styles file not found")
-    with path.open(encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DataError(located(path, f"missing columns {missing}", 1))
-        rows = []
-        for row in reader:
-            if None in row or any(v is None for v in row.values()):
-                raise DataError(located(path, "wrong number of fields", reader.line_num))
-            if not row["id"].strip():
-                raise DataError(located(path, "empty id", reader.line_num))
-            rows.append({k: v.strip() for k, v in row.items()})
+    reader = csv.DictReader(io.StringIO(_utf8(path), newline=""))
+    try:
+        return _style_rows(path, reader)
+    except csv.Error as exc:
+        raise DataError(located(path, f"malformed CSV ({exc})", reader.line_num)) from None
+
+
+def _utf8(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DataError(located(path, f"not UTF-8 ({exc.reason})", line)) from None
+
+
+def _style_rows(path: Path, reader: csv.DictReader) -> list[dict]:
+    missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+    if missing:
+        raise DataError(located(path, f"missing columns {missing}", 1))
+    rows = []
+    for row in reader:
+        if None in row or any(v is None for v in row.values()):
+            raise DataError(located(path, "wrong number of fields", reader.line_num))
+        if not row["id"].strip():
+            raise DataError(located(path, "empty id", reader.line_num))
+        rows.append({k: v.strip() for k, v in row.items()})
     if not rows:
         raise DataError(f"{path}: no products")
     return rows

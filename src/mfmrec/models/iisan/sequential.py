@@ -1,5 +1,6 @@
-"""What every IISAN-family model shares: a SASRec-style user encoder over item vectors that
-come from item *content*, trained with an in-batch softmax, scored over all items.
+"""What every IISAN-family model shares: a user encoder (SASRec's causal encoder,
+:mod:`mfmrec.models.sequence`) over item vectors that come from item *content*, trained
+with an in-batch softmax, scored over all items.
 
 Subclasses differ only in :meth:`ContentSequenceModel.item_vectors` (cached side network,
 side network over live frozen encoders, fine-tuned encoders, encoders with adapters).
@@ -22,13 +23,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from mfmrec.models.base import DIRECT, SEQUENTIAL, Recommender
 from mfmrec.models.sampling import model_device, pad_left
-from mfmrec.models.sasrec import Block, SASRecConfig, SequenceSamples
+from mfmrec.models.sasrec import SASRecConfig, SequenceSamples
+from mfmrec.models.sequence import CausalSequenceEncoder
 
 PAD = -1  # padding / untrained position in the batch's position tensors
+EDGE_NORM_EPS = 1e-5  # input and final norm of the user encoder: torch's default, as always
 
 
 def log_popularity(train_sequences: list[np.ndarray], num_items: int) -> torch.Tensor:
@@ -59,35 +61,6 @@ def collate_unique(samples: list[dict]) -> dict:
     return {"items": items, "input_pos": input_pos, "target_pos": target_pos}
 
 
-class UserEncoder(nn.Module):
-    """SASRec's causal self-attention blocks over a sequence of item vectors."""
-
-    def __init__(self, cfg: SASRecConfig):
-        super().__init__()
-        self.max_len = cfg.max_len
-        self.pos_emb = nn.Embedding(cfg.max_len, cfg.hidden)
-        self.emb_norm = nn.LayerNorm(cfg.hidden)
-        self.drop = nn.Dropout(cfg.hidden_dropout)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
-        self.final_norm = nn.LayerNorm(cfg.hidden) if cfg.norm_first else nn.Identity()
-
-    def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """x (B, L, d) left-padded item vectors, valid (B, L) -> (B, L, d) states."""
-        b, n, _ = x.shape
-        pos = torch.arange(self.max_len - n, self.max_len, device=x.device)
-        x = torch.where(valid[..., None], x, torch.zeros_like(x))
-        h = self.drop(self.emb_norm(x + self.pos_emb(pos)))  # (B, L, d)
-        causal = torch.ones(n, n, dtype=torch.bool, device=x.device).tril()
-        eye = torch.eye(n, dtype=torch.bool, device=x.device)
-        # a padding query attends to itself only, so no attention row is empty
-        allowed = (causal & valid[:, None, None, :]) | eye  # (B, 1, L, L)
-        mask = torch.zeros(allowed.shape, dtype=h.dtype, device=x.device)
-        mask = mask.masked_fill(~allowed, torch.finfo(h.dtype).min)
-        for block in self.blocks:
-            h = block(h, mask)
-        return self.final_norm(h)
-
-
 class ContentSequenceModel(Recommender):
     """Base of the IISAN family; subclasses implement :meth:`item_vectors`."""
 
@@ -98,7 +71,8 @@ class ContentSequenceModel(Recommender):
         super().__init__()
         self.user_cfg, self.num_items = user_cfg, num_items
         self.logq, self.score_chunk = logq, score_chunk
-        self.user_encoder = UserEncoder(user_cfg)
+        self.user_encoder = CausalSequenceEncoder(  # SASRec's encoder over item vectors
+            user_cfg.encoder_config(edge_norm_eps=EDGE_NORM_EPS))
         self.register_buffer("log_pop", log_pop.float(), persistent=False)  # (N,)
         self._table: torch.Tensor | None = None  # all item vectors, eval mode only
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from mfmrec.errors import ConfigError
+from mfmrec.features.store import MissingAwareFeatures, load_item_features
 from mfmrec.models.registry import register
 from mfmrec.models.vip5.backbone import backbone_for, checkpoint_has_tokenizer, is_preset
 from mfmrec.models.vip5.config import VIP5Config
@@ -25,12 +26,7 @@ from mfmrec.models.vip5.indexing import (
     extend_vocabulary,
     user_vocabulary,
 )
-from mfmrec.models.vip5.mapping import (
-    ItemImageTokens,
-    MappingNetwork,
-    PromptEmbeddings,
-    load_item_features,
-)
+from mfmrec.models.vip5.mapping import ItemImageTokens, MappingNetwork, PromptEmbeddings
 from mfmrec.models.vip5.model import VIP5
 from mfmrec.peft.adapters import CROSS, FFN, SELF, AdapterSpec, inject_adapters
 
@@ -90,7 +86,8 @@ def _prompt_embeddings(config: VIP5Config, d_model: int) -> PromptEmbeddings:
 def _image_tokens(config: VIP5Config, dataset, d_model: int) -> ItemImageTokens | None:
     if config.image_tokens == 0:
         return None
-    features = load_item_features(dataset, config.image_features)
+    features = MissingAwareFeatures.from_store(
+        load_item_features(dataset, config.image_features, "VIP5"))
     mapping = MappingNetwork(features.dim, d_model, config.image_tokens,
                              config.mapping_hidden or None, config.mapping_activation)
     return ItemImageTokens(features, mapping)

@@ -13,8 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mfmrec.errors import ConfigError
-from mfmrec.features.store import MissingAwareFeatures, load_features
+from mfmrec.features.store import MissingAwareFeatures
 
 _ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
 
@@ -95,11 +94,3 @@ class PromptEmbeddings(nn.Module):
         words = whole_word_ids.clamp(0, self.whole_word.num_embeddings - 1)
         return embeds + self.whole_word(words) + self.category(category_ids)
 
-
-def load_item_features(dataset, name: str) -> MissingAwareFeatures:
-    """The dataset's ``features/<name>.safetensors`` as a lookup with a learned missing row."""
-    store = load_features(dataset, name)
-    if store.matrix.dim() != 2:
-        raise ConfigError(f"config field model.image_features: {name} holds per-layer states "
-                          f"{tuple(store.matrix.shape)}; VIP5 needs one vector per item")
-    return MissingAwareFeatures.from_store(store)
