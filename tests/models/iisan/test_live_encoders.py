@@ -11,7 +11,7 @@ from mfmrec.config import build
 from mfmrec.models import registry
 from mfmrec.models.iisan.cache import LayerCache
 from mfmrec.models.iisan.encoders import HookedAdapters, ImageLayers, TextLayers
-from mfmrec.peft.adapters import AdaptedDropout, is_adapter_parameter
+from mfmrec.peft import AdaptedDropout, is_adapter_parameter
 
 
 def make(name: str, dataset, paths, seed: int = 0, **cfg):

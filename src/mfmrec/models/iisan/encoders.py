@@ -25,7 +25,7 @@ from mfmrec.features.encoders import build_encoder, pad_stack, store_name
 from mfmrec.features.images import load_image
 from mfmrec.features.text import masked_mean
 from mfmrec.models.iisan.cache import MissingFill
-from mfmrec.peft.adapters import AdaptedDropout, AdapterSpec, BottleneckAdapter, inject_adapters
+from mfmrec.peft import AdaptedDropout, AdapterSpec, BottleneckAdapter, inject_adapters
 
 
 def cache_name(encoder: str, model_path: str | None = None) -> str:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mfmrec.models.vip5.backbone import PRESETS, build_t5
-from mfmrec.peft.adapters import (
+from mfmrec.peft import (
     CROSS,
     FFN,
     SELF,
