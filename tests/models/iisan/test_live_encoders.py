@@ -10,8 +10,8 @@ from iisan_fixtures import NUM_ITEMS, encoded_config
 from mfmrec.config import build
 from mfmrec.models import registry
 from mfmrec.models.iisan.cache import LayerCache
-from mfmrec.models.iisan.encoders import HookedAdapters, ImageLayers, TextLayers
-from mfmrec.peft.adapters import AdaptedDropout, is_adapter_parameter
+from mfmrec.models.iisan.encoders import ImageLayers, TextLayers, inject_encoder_adapters
+from mfmrec.peft import AdaptedDropout, adapters_of, is_adapter_parameter
 
 
 def make(name: str, dataset, paths, seed: int = 0, **cfg):
@@ -120,7 +120,8 @@ def test_adapters_inside_the_encoders_start_as_the_identity(encoded, tiny_encode
     assert adapted.text_adapter_count == 8  # attention + FFN output of each of 4 layers
     wrapped = [m for m in adapted.encoders["text"].modules() if isinstance(m, AdaptedDropout)]
     assert len(wrapped) == 8
-    assert len(adapted.encoders["image"].adapters) == 6  # attention + MLP of 3 ViT layers
+    assert adapted.image_adapter_count == 6  # attention + MLP of 3 ViT layers
+    assert len(adapters_of(adapted.encoders["image"].model)) == 6
     items = torch.arange(NUM_ITEMS)
     with torch.no_grad():
         for m in ("text", "image"):
@@ -143,6 +144,25 @@ def test_adapter_training_changes_only_adapters_and_heads(encoded, tiny_encoders
     assert moved == {"text", "image"}
 
 
+def test_checkpoints_with_the_legacy_image_adapter_names_load(encoded, tiny_encoders):
+    trained = make("mm-encoder-adapters", encoded, tiny_encoders, seed=1)
+    step(trained, batch_of(trained, encoded))
+    state = trained.trainable_state_dict()
+    image = list(adapters_of(trained.encoders["image"].model))
+    legacy = {}
+    for key, value in state.items():  # the names HookedAdapters gave them
+        for i, name in enumerate(image):
+            key = key.replace(f"encoders.image.model.{name}.adapter.",
+                              f"encoders.image.adapters.adapter.{i}.")
+        legacy[key] = value
+    assert sum(k.startswith("encoders.image.adapters.adapter.") for k in legacy) == 4 * 6
+    fresh = make("mm-encoder-adapters", encoded, tiny_encoders, seed=2)
+    fresh.load_trainable_state_dict(legacy)
+    loaded = fresh.trainable_state_dict()
+    assert loaded.keys() == state.keys()
+    assert all(torch.equal(loaded[k], v) for k, v in state.items())
+
+
 def test_cnn_adapters_hook_every_block_and_start_as_the_identity():
     from mfmrec.features.efficientnet import EfficientNetLite0
 
@@ -151,10 +171,9 @@ def test_cnn_adapters_hook_every_block_and_start_as_the_identity():
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         plain = cnn.features(x)
-        hooks = HookedAdapters(cnn, adapter_dim=8)
-        assert len(hooks) == len(cnn._blocks) == 16
+        assert inject_encoder_adapters(cnn, 8, "model.image_encoder") == len(cnn._blocks) == 16
         assert torch.allclose(cnn.features(x), plain, rtol=1e-5, atol=0)
-        hooks.adapter[3].up.weight.fill_(0.05)
+        list(adapters_of(cnn).values())[3].up.weight.fill_(0.05)
         assert not torch.allclose(cnn.features(x), plain, rtol=1e-2, atol=0)
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mfmrec.models.vip5.backbone import PRESETS, build_t5
-from mfmrec.peft.adapters import count_adapters
+from mfmrec.peft import count_adapters
 
 
 def _batch(model, dataset, n=6):

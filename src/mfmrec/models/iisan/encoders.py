@@ -7,10 +7,9 @@ cached ones. Unlike the pipeline they are ``nn.Module`` s that can carry gradien
 titles are tokenized once at construction, photos are decoded per batch.
 
 Adapters inside the encoders (the ``mm-encoder-adapters`` baseline) are injected, never
-forked: BERT-like text models get a bottleneck adapter on the output of every attention
-and feed-forward sublayer, before the residual (Houlsby placement, through the sublayer's
-``dropout`` child as :mod:`mfmrec.peft.adapters` does for T5); EfficientNet gets one on
-the output of every MBConv block through a forward hook.
+forked, by :mod:`mfmrec.peft`'s one injector: a bottleneck adapter on the output of every
+attention and feed-forward sublayer of a BERT-like, T5 or ViT/CLIP encoder, before the
+residual (Houlsby placement), and on the output of every EfficientNet MBConv block.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from mfmrec.features.encoders import build_encoder, store_name
 from mfmrec.features.images import load_image
 from mfmrec.features.text import masked_mean
 from mfmrec.models.iisan.cache import MissingFill
-from mfmrec.peft.adapters import AdaptedDropout, AdapterSpec, BottleneckAdapter, inject_adapters
+from mfmrec.peft import BLOCK, FFN, SELF, AdapterSpec, adapters_of, inject_adapters
 
 
 def cache_name(encoder: str, model_path: str | None = None) -> str:
@@ -170,85 +169,30 @@ class LiveStates(nn.Module):
 
 
 # ---- adapters inside the encoders ------------------------------------------------------
-def _reduction(width: int, adapter_dim: int) -> int:
-    return max(1, width // adapter_dim)
+def inject_encoder_adapters(model: nn.Module, adapter_dim: int, field: str) -> int:
+    """Bottleneck adapters of about ``adapter_dim`` hidden units on every self-attention,
+    feed-forward and CNN block output of an encoder (the injector's target table); returns
+    how many. ``field`` names the config field of the encoder in an error."""
+    spec = AdapterSpec(bottleneck=adapter_dim, kinds=frozenset({SELF, FFN, BLOCK}))
+    try:
+        return len(inject_adapters(model, spec))
+    except ConfigError as exc:
+        raise ConfigError(f"{field}: {exc}") from None
 
 
-def inject_text_adapters(model: nn.Module, adapter_dim: int) -> int:
-    """Adapters on every BERT-like attention/FFN output (or T5 sublayer); returns how many.
-
-    A BERT-like output sublayer has ``dense``, ``dropout`` and ``LayerNorm`` children and
-    computes ``LayerNorm(dropout(dense(h)) + residual)``, so wrapping its dropout puts
-    the adapter exactly before the residual add.
-    """
-    count = 0
-    for module in model.modules():
-        dense, drop = getattr(module, "dense", None), getattr(module, "dropout", None)
-        if (isinstance(dense, nn.Linear) and isinstance(drop, nn.Dropout)
-                and isinstance(getattr(module, "LayerNorm", None), nn.LayerNorm)):
-            d = dense.out_features
-            module.dropout = AdaptedDropout(
-                BottleneckAdapter(d, _reduction(d, adapter_dim)), drop)
-            count += 1
-    if count:
-        return count
-    d_model = getattr(model.config, "d_model", None)
-    if d_model is None:
-        raise ConfigError(f"model.text_encoder: cannot place adapters inside "
-                          f"{type(model).__name__} (supported: BERT-like encoders and T5)")
-    spec = AdapterSpec(reduction_factor=_reduction(d_model, adapter_dim),
-                       kinds=frozenset({"self", "ffn"}))
-    return len(inject_adapters(model, spec))
+# checkpoints written before the one injector kept the image adapters in a list beside
+# the encoder: ``<prefix>adapters.adapter.<i>.*`` is the i-th adapter in module order
+LEGACY_IMAGE_ADAPTERS = "adapters.adapter."
 
 
-def _adapter_targets(model: nn.Module) -> list[tuple[nn.Module, int]]:
-    """(module, width) whose outputs get an adapter: every EfficientNet MBConv block, or
-    the attention and MLP sublayers of every ViT encoder layer (CLIP), before the residual."""
-    blocks = getattr(model, "_blocks", None)
-    if blocks is not None:
-        return [(block, block._bn2.num_features) for block in blocks]
-    targets = []
-    for module in model.modules():
-        attn, mlp = getattr(module, "self_attn", None), getattr(module, "mlp", None)
-        if attn is not None and mlp is not None and hasattr(attn, "out_proj"):
-            width = attn.out_proj.out_features
-            targets += [(attn, width), (mlp, width)]
-    if not targets:
-        raise ConfigError(f"model.image_encoder: cannot place adapters inside "
-                          f"{type(model).__name__} (supported: EfficientNet, CLIP ViT)")
-    return targets
-
-
-class HookedAdapters(nn.Module):
-    """Bottleneck adapters on the outputs of an image encoder's blocks (forward hooks).
-
-    The hooks rewrite each target's output, so the encoder's code stays untouched; the
-    adapters live here, a submodule of the wrapper, so ``.to()`` and checkpoints see them.
-    """
-
-    def __init__(self, model: nn.Module, adapter_dim: int):
-        super().__init__()
-        # named like peft's adapters so mfmrec.peft.is_adapter_parameter recognises them
-        self.adapter = nn.ModuleList()
-        self.handles = []
-        for module, width in _adapter_targets(model):
-            adapter = BottleneckAdapter(width, _reduction(width, adapter_dim))
-            self.adapter.append(adapter)
-            self.handles.append(module.register_forward_hook(self._hook(adapter)))
-
-    def __len__(self) -> int:
-        return len(self.adapter)
-
-    @staticmethod
-    def _hook(adapter: BottleneckAdapter):
-        def adapt(x: torch.Tensor) -> torch.Tensor:
-            if x.dim() == 4:  # (B, C, H, W): adapt over channels
-                return adapter(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-            return adapter(x)  # (B, T, d)
-
-        def run(module, inputs, output):
-            if isinstance(output, tuple):  # attention returns (states, weights)
-                return (adapt(output[0]), *output[1:])
-            return adapt(output)
-
-        return run
+def renamed_legacy_adapters(state: dict, prefix: str, model: nn.Module) -> dict:
+    """``state`` with legacy image adapter names (under ``prefix``) renamed to the
+    injector's ``<prefix>model.<sublayer>.adapter.*``."""
+    legacy, names = prefix + LEGACY_IMAGE_ADAPTERS, list(adapters_of(model))
+    out = {}
+    for key, value in state.items():
+        if key.startswith(legacy):
+            index, rest = key[len(legacy):].split(".", 1)
+            key = f"{prefix}model.{names[int(index)]}.adapter.{rest}"
+        out[key] = value
+    return out

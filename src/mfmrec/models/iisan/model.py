@@ -30,12 +30,12 @@ from mfmrec.errors import DataError
 from mfmrec.features.store import feature_path, layers_name
 from mfmrec.models.iisan.cache import CachedStates, LayerCache, MissingFill
 from mfmrec.models.iisan.encoders import (
-    HookedAdapters,
     ImageLayers,
     LiveStates,
     TextLayers,
     cache_name,
-    inject_text_adapters,
+    inject_encoder_adapters,
+    renamed_legacy_adapters,
 )
 from mfmrec.models.iisan.sequential import ContentSequenceModel, log_popularity
 from mfmrec.models.iisan.towers import ALIGNS, FUSIONS, IMAGE, TEXT, Fusion, SideNetwork
@@ -304,12 +304,19 @@ class EncoderAdapted(EncoderTuned):
                  encoders: dict[str, nn.Module]):
         for encoder in encoders.values():
             encoder.requires_grad_(False)
-        count = inject_text_adapters(encoders[TEXT].model, cfg.adapter_dim)
+        count = inject_encoder_adapters(encoders[TEXT].model, cfg.adapter_dim,
+                                        "model.text_encoder")
         super().__init__(cfg, num_items, log_pop, encoders)
         self.text_adapter_count = count
         if IMAGE in encoders:
-            # a submodule of the image encoder wrapper, so .to() and checkpoints follow it
-            encoders[IMAGE].adapters = HookedAdapters(encoders[IMAGE].model, cfg.adapter_dim)
+            self.image_adapter_count = inject_encoder_adapters(
+                encoders[IMAGE].model, cfg.adapter_dim, "model.image_encoder")
+
+    def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        if IMAGE in self.encoders:  # checkpoints from before the one injector load too
+            state = renamed_legacy_adapters(state, f"encoders.{IMAGE}.",
+                                            self.encoders[IMAGE].model)
+        super().load_trainable_state_dict(state)
 
 
 def build_full_ft(cfg: EncoderTuneConfig, dataset) -> EncoderTuned:

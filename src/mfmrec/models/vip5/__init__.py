@@ -28,7 +28,7 @@ from mfmrec.models.vip5.indexing import (
 )
 from mfmrec.models.vip5.mapping import ItemImageTokens, MappingNetwork, PromptEmbeddings
 from mfmrec.models.vip5.model import VIP5
-from mfmrec.peft.adapters import CROSS, FFN, SELF, AdapterSpec, inject_adapters
+from mfmrec.peft import CROSS, FFN, SELF, AdapterSpec, inject_adapters
 
 FALLBACK_VOCAB = 4000
 
@@ -62,7 +62,8 @@ def resolve_tokenizer(config: VIP5Config, dataset):
 
 def _adapter_spec(config: VIP5Config) -> AdapterSpec:
     kinds = {SELF, FFN, CROSS} if config.cross_adapters else {SELF, FFN}
-    return AdapterSpec(config.reduction_factor, frozenset(kinds), config.adapter_activation)
+    return AdapterSpec(reduction_factor=config.reduction_factor, kinds=frozenset(kinds),
+                       activation=config.adapter_activation)
 
 
 def _prompt_embeddings(config: VIP5Config, d_model: int) -> PromptEmbeddings:

@@ -53,7 +53,7 @@ from mfmrec.models.vip5.prompts.inference import (
 )
 from mfmrec.models.vip5.prompts.templates import Template, get_template
 from mfmrec.models.vip5.prompts.tokenization import placeholder_id
-from mfmrec.peft.adapters import is_adapter_parameter, is_layer_norm_parameter
+from mfmrec.peft import is_adapter_parameter, is_layer_norm_parameter
 
 PART_NAMES = ("adapters", "mapping", "layer_norms", "extra_embeddings", "new_tokens",
               "backbone")
