@@ -107,6 +107,30 @@ def test_config_loads_unchanged(path):
         got = getattr(config.train, key)
         assert got == (tuple(value) if isinstance(value, list) else value), key
     assert config.model_name == raw["model"]["name"]
+    # every section is its typed dataclass, with the YAML's values
+    from mfmrec.evaluation.config import EvalConfig
+    from mfmrec.models import registry
+
+    assert type(config.model) is registry.get(config.model_name).config_cls
+    for key, value in raw["model"].items():
+        if key != "name":
+            got = getattr(config.model, key)
+            assert got == value or list(got) == value, f"model.{key}"
+    assert isinstance(config.eval, EvalConfig)
+    for key, value in (raw.get("eval") or {}).items():
+        assert getattr(config.eval, key) == value, f"eval.{key}"
+
+
+@pytest.mark.parametrize("section", ["model", "train", "eval"])
+def test_a_typo_in_any_section_fails_at_load(section, tmp_path):
+    from mfmrec.errors import ConfigError
+
+    raw = yaml.safe_load((CONFIGS[0].parent / "sasrec.yaml").read_text())
+    raw.setdefault(section, {})["no_such_key"] = 1
+    path = tmp_path / "typo.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=f"unknown config key {section}.no_such_key"):
+        load_run_config(path)
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])

@@ -390,3 +390,35 @@ def test_report_names_the_exact_scorer_and_its_beam_agreement(tiny):
                    progress=False)
     text = render_markdown(res)
     assert "exact full-catalogue" in text and "top-10 = beam" in text
+
+
+class Rater(Recommender):
+    """Predicts every stored rating plus 0.5 for users 0-3, exactly for the others."""
+
+    tasks = frozenset({"rating"})
+
+    def __init__(self, dataset):
+        super().__init__()
+        r = dataset.reviews
+        self.truth = {(u, i): x for u, i, x in zip(r.column("user").to_pylist(),
+                                                   r.column("item").to_pylist(),
+                                                   r.column("rating").to_pylist(), strict=True)}
+
+    def predict_rating(self, users, items):
+        return torch.tensor([self.truth[(u, i)] + (0.5 if u < 4 else 0.0)
+                             for u, i in zip(users.tolist(), items.tolist(), strict=True)])
+
+
+def test_rating_task_reports_rmse_and_mae_of_the_splits_ratings(tiny):
+    from mfmrec.evaluation.report import render_markdown
+
+    res = evaluate(Rater(tiny), tiny, progress=False)
+    table = tiny.reviews_of("test")
+    users = np.asarray(table.column("user").to_pylist())
+    off = (users < 4).mean()  # share of test ratings predicted 0.5 too high
+    m = _metrics(res, "rating")
+    assert m["ratings"] == len(users) > 0
+    assert m["mae"] == pytest.approx(0.5 * off) and m["rmse"] == pytest.approx(0.5 * off ** 0.5)
+    assert "Rating prediction" in render_markdown(res) and "rmse" in render_markdown(res)
+    only = evaluate(Rater(tiny), tiny, EvalConfig(users=2), progress=False)
+    assert _metrics(only, "rating")["mae"] == pytest.approx(0.5)  # users 0 and 1 only

@@ -1,14 +1,27 @@
-"""Every registered baseline through the shared Recommender checks (one parametrised table)."""
+"""Every registered model through the shared Recommender checks (parametrised tables):
+the baselines in depth, and every model in the registry, VIP5 and IISAN included."""
 
 from __future__ import annotations
 
+import iisan_fixtures as mm
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
 from mfmrec.config import build
+from mfmrec.evaluation.config import EvalConfig
+from mfmrec.evaluation.evaluator import evaluate
 from mfmrec.models import registry
-from mfmrec.models.base import EXPLANATION, SEQUENTIAL, Recommender
+from mfmrec.models.base import (
+    EXPLANATION,
+    GENERATED_LIST,
+    RATING,
+    SCORES,
+    SEQUENTIAL,
+    TASKS,
+    Recommender,
+    task_of_prompt,
+)
 
 TINY = {
     "sasrec": {"hidden": 16, "layers": 2, "heads": 2, "inner": 32, "max_len": 6},
@@ -134,3 +147,93 @@ def test_unknown_config_keys_are_refused(name):
 
     with pytest.raises(ConfigError, match="unknown config key"):
         build(registry.get(name).config_cls, {"no_such_field": 1})
+
+
+# ---- every registered model, VIP5 and IISAN included ---------------------------------------
+# (dataset fixture, tiny model config) per registry name; a new model must add its row
+VIP5_TINY = {"backbone": "tiny", "image_features": "efficientnet-lite0", "beams": 3,
+             "max_input_length": 128, "image_tokens": 1}
+ALL_MODELS = {
+    **{name: ("walk", fields) for name, fields in TINY.items()},
+    "popularity": ("walk", {}),
+    "most-frequent-explanation": ("walk", {}),
+    "vip5": ("walk_ids", VIP5_TINY),
+    "tiger": ("walk_ids", {"backbone": "tiny", "indexing": "semantic:contract",
+                           "user_tokens": 8, "beams": 3}),
+    "iisan": ("synthetic", mm.synthetic_config()),
+    "iisan-uncached": ("encoded_paths", {}),
+    "mm-full-ft": ("encoded_paths", {}),
+    "mm-encoder-adapters": ("encoded_paths", {}),
+}
+SMALL_EVAL = {"users": 4, "batch_size": 2, "hr_ks": [1, 5], "ndcg_ks": [5]}
+
+
+@pytest.fixture(scope="module")
+def walk_ids(walk):
+    """The walk with a semantic ID set ``contract`` built from its image features."""
+    from mfmrec.ids import IdBuildConfig, build_ids
+
+    build_ids(walk.root, "contract", IdBuildConfig(levels=2, codebook=3,
+                                                   features=["efficientnet-lite0"]))
+    return walk
+
+
+@pytest.fixture(scope="module")
+def encoded_paths(encoded, tiny_encoders):
+    return encoded, mm.encoded_config(tiny_encoders)
+
+
+def _dataset_and_fields(request, name: str):
+    fixture, fields = ALL_MODELS[name]
+    value = request.getfixturevalue(fixture)
+    return value if isinstance(value, tuple) else (value, fields)
+
+
+def test_the_contract_table_covers_every_registered_model():
+    assert set(ALL_MODELS) == set(registry.names())
+
+
+def _check_declarations(model: Recommender) -> None:
+    assert model.tasks and model.tasks <= set(TASKS)
+    assert model.produces in (SCORES, GENERATED_LIST)
+    for task in model.tasks - {RATING}:
+        prompt = model.default_prompts.get(task)
+        assert prompt is None or task_of_prompt(prompt) == task
+
+
+def _one_training_step(model: Recommender, dataset) -> None:
+    """A step on a real batch changes the trainable tensors (models that train)."""
+    if not any(p.requires_grad for p in model.parameters()):
+        return
+    data = model.train_data(dataset, "train", seed=0)
+    batch = model.collate([data[i] for i in range(min(4, len(data)))])
+    before = {k: v.clone() for k, v in model.trainable_state_dict().items()}
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    model.train()
+    loss = model.training_loss(batch)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    opt.step()
+    after = model.trainable_state_dict()
+    assert set(after) == set(before)
+    assert any(not torch.equal(after[k], before[k]) for k in before)
+
+
+@pytest.mark.parametrize("name", sorted(ALL_MODELS))
+def test_every_registered_model_trains_and_evaluates_through_the_contract(name, request):
+    dataset, fields = _dataset_and_fields(request, name)
+    entry = registry.get(name)
+    torch.manual_seed(0)
+    model = entry.builder(build(entry.config_cls, fields, prefix="model."), dataset)
+    assert isinstance(model, Recommender)
+    _check_declarations(model)
+    _one_training_step(model, dataset)
+    results = evaluate(model, dataset, EvalConfig(**SMALL_EVAL), progress=False)
+    # every declared task is evaluated, or skipped for a reason of the data, not the model
+    assert set(results["tasks"]) | set(results["skipped"]) == set(model.tasks)
+    assert not any("does not support" in why for why in results["skipped"].values())
+    assert results["tasks"], f"{name}: nothing evaluated"
+    for task, body in results["tasks"].items():
+        for entry_ in body["prompts"].values():
+            values = [entry_[k] for k in ("HR@1", "HR@5", "NDCG@5") if k in entry_]
+            assert all(0.0 <= v <= 1.0 for v in values), (task, entry_)
