@@ -38,13 +38,6 @@ import torch
 METHODS = ("paper", "trie", "direct-exact", "direct-beam")
 
 
-def _batches(split, size: int):
-    for lo in range(0, len(split.users), size):
-        sl = slice(lo, lo + size)
-        yield (sl, torch.as_tensor(split.users[sl]),
-               [torch.as_tensor(h, dtype=torch.long) for h in split.histories[sl]])
-
-
 def _report(every: float, done: int, total: int, started: float, name: str) -> float:
     """Progress on stderr every ``every`` seconds (long runs); returns the next deadline."""
     now = time.perf_counter()
@@ -54,15 +47,15 @@ def _report(every: float, done: int, total: int, started: float, name: str) -> f
     return now + every
 
 
-def sequential(model, split, args, decoding: str) -> dict:
-    """Generated top-k lists for ``split``'s users; times only ``recommend``."""
+def sequential(model, split, args, decoding: str, num_items: int) -> dict:
+    """Generated top-k lists for ``split``'s users (the model loaded with
+    ``model.decoding=<decoding>``); times only ``recommend``."""
     from mfmrec.evaluation import metrics as M
 
-    model.config.decoding = decoding
     k, seconds, lists, dropped = args.k, 0.0, [], {"invalid": 0, "duplicates": 0}
     started = time.perf_counter()
     deadline = started + args.progress_every
-    for sl, users, hists in _batches(split, args.batch_size):
+    for sl, users, hists in split.batches(args.batch_size):
         tick = time.perf_counter()
         rec = model.recommend(users, hists, k=k, prompt=args.prompt)  # (B, k)
         seconds += time.perf_counter() - tick
@@ -75,7 +68,7 @@ def sequential(model, split, args, decoding: str) -> dict:
     ranks = M.rank_from_list(recs, split.targets)
     return {"seconds": seconds, "users": len(recs), "lists": recs,
             "metrics": M.ranking_metrics(ranks, (1, 5, 10), (5, 10)),
-            "validity": M.list_validity(recs, model.prompts.data.num_items),
+            "validity": M.list_validity(recs, num_items),
             "dropped": dropped if decoding == "paper" else None}
 
 
@@ -84,7 +77,7 @@ def direct(model, split, items: np.ndarray, args, exact: bool) -> dict:
     from mfmrec.evaluation import metrics as M
 
     seconds, ranks, top1 = 0.0, [], []
-    for sl, users, hists in _batches(split, args.batch_size):
+    for sl, users, hists in split.batches(args.batch_size):
         cands = torch.as_tensor(items[sl])  # (B, C)
         column = (items[sl] == split.targets[sl][:, None]).argmax(axis=1)  # (B,)
         tick = time.perf_counter()
@@ -104,39 +97,29 @@ def direct(model, split, items: np.ndarray, args, exact: bool) -> dict:
             "metrics": M.ranking_metrics(r, (1, 5, 10), (5, 10))}
 
 
-def _direct_split(dataset, split, name: str):
-    """The users' stored candidates, in the same user order."""
-    from mfmrec.evaluation.evaluator import _Split
-
-    cands = dataset.candidates(name)
-    row_of = {int(u): i for i, u in enumerate(cands.users)}
-    rows = np.asarray([row_of[int(u)] for u in split.users])
-    return _Split(cands.users[rows], split.histories, cands.positives[rows]), cands.items[rows]
-
-
 def _fmt_metrics(m: dict) -> str:
     return " ".join(f"{k}={v:.4f}" for k, v in m.items())
 
 
 def run(args: argparse.Namespace) -> dict:
-    from mfmrec.evaluation.evaluator import select_users
+    from mfmrec.evaluation.users import candidate_split, select_users
     from mfmrec.training.runs import load_run
 
     torch.set_num_threads(args.threads)
-    loaded = load_run(args.run, args.data)
-    model, dataset = loaded.model, loaded.dataset
-    model.eval()
-    model.config.beams = args.beams
-    split = select_users(dataset, "test", args.users or None)
     methods = [m for m in METHODS if m in args.only.split(",")] if args.only else list(METHODS)
-    results = {}
+    results, loaded = {}, {}
     for name in methods:
+        decoding = "paper" if name == "paper" else "constrained"
+        if decoding not in loaded:  # the decoding is a model setting: load the run with it
+            loaded[decoding] = load_run(args.run, args.data, overrides=[
+                f"model.beams={args.beams}", f"model.decoding={decoding}"])
+        model, dataset = loaded[decoding].model, loaded[decoding].dataset
+        split = select_users(dataset, "test", args.users or None)
         torch.manual_seed(0)
         if name in ("paper", "trie"):
-            results[name] = sequential(model, split, args,
-                                       "paper" if name == "paper" else "constrained")
+            results[name] = sequential(model, split, args, decoding, dataset.num_items)
         else:
-            dsplit, items = _direct_split(dataset, split, "test")
+            dsplit, items = candidate_split(dataset, split, "test")
             results[name] = direct(model, dsplit, items, args, exact=name == "direct-exact")
         r = results[name]
         r["users_per_s"] = r["users"] / r["seconds"]

@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.table import Table
 
 import mfmrec
+from mfmrec.config import apply_overrides
 from mfmrec.data import load_dataset
 from mfmrec.errors import ConfigError
 from mfmrec.io import atomic_dir, atomic_file, write_json
@@ -60,11 +61,14 @@ class RunDir:
             fh.write(config.to_yaml())
         self.write_info(info)
 
-    def read_config(self) -> RunConfig:
+    def read_config(self, overrides: Sequence[str] = ()) -> RunConfig:
+        """The stored config; dotted ``overrides`` (e.g. ``model.beams=20``) change
+        settings that need no other weights, such as decoding."""
         path = self.path / CONFIG
         if not path.is_file():
             raise ConfigError(f"{self.path}: not a run directory (no {CONFIG})")
-        return resolve(yaml.safe_load(path.read_text()) or {}, source=str(path))
+        data = apply_overrides(yaml.safe_load(path.read_text()) or {}, list(overrides))
+        return resolve(data, source=str(path))
 
     def read_info(self) -> dict:
         path = self.path / INFO
@@ -89,12 +93,12 @@ class RunDir:
             raise ConfigError(f"{self.path}: no trained weights ({source / TRAINABLE} missing)")
         return source / TRAINABLE
 
-    def load(self, data_dir: str | Path | None = None,
-             checkpoint: str | Path | None = None) -> LoadedRun:
-        """Rebuild the run's model: the config from ``config.yaml``, the data from
-        ``data_dir`` (default: the dataset recorded in ``run.json``), the weights from
-        :meth:`weights`."""
-        config = self.read_config()
+    def load(self, data_dir: str | Path | None = None, checkpoint: str | Path | None = None,
+             overrides: Sequence[str] = ()) -> LoadedRun:
+        """Rebuild the run's model: the config from ``config.yaml`` (with ``overrides``),
+        the data from ``data_dir`` (default: the dataset recorded in ``run.json``), the
+        weights from :meth:`weights`."""
+        config = self.read_config(overrides)
         if data_dir is None:
             data_dir = self.read_info().get("dataset")
             if not data_dir:
@@ -122,9 +126,9 @@ class LoadedRun:
 
 
 def load_run(run_dir: str | Path, data_dir: str | Path | None = None,
-             checkpoint: str | Path | None = None) -> LoadedRun:
-    """``RunDir(run_dir).load(data_dir, checkpoint)``."""
-    return RunDir(run_dir).load(data_dir, checkpoint)
+             checkpoint: str | Path | None = None, overrides: Sequence[str] = ()) -> LoadedRun:
+    """``RunDir(run_dir).load(data_dir, checkpoint, overrides)``."""
+    return RunDir(run_dir).load(data_dir, checkpoint, overrides)
 
 
 def build_model(config: RunConfig, dataset) -> Any:

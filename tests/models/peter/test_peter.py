@@ -10,8 +10,8 @@ import torch
 
 from mfmrec.config import build
 from mfmrec.errors import DataError
-from mfmrec.models.peter import PETER, PETERConfig, build_peter, build_peter_plus
-from mfmrec.models.vocab import (
+from mfmrec.models.peter.model import PETER, PETERConfig, build_peter, build_peter_plus
+from mfmrec.models.peter.vocab import (
     BOS_ID,
     EOS_ID,
     PAD_ID,

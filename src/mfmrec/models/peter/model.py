@@ -33,9 +33,9 @@ from torch import nn
 from mfmrec.config import check
 from mfmrec.errors import DataError
 from mfmrec.models.base import EXPLANATION, Recommender
+from mfmrec.models.peter.vocab import BOS_ID, EOS_ID, PAD_ID, Vocabulary, feature_token, tokenize
 from mfmrec.models.registry import register
 from mfmrec.models.sampling import EpochSamples, model_device
-from mfmrec.models.vocab import BOS_ID, EOS_ID, PAD_ID, Vocabulary, feature_token, tokenize
 
 RATING = "rating"
 TEXT_FIELDS = ("explanation", "summary", "text")
