@@ -7,19 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from ids_fixtures import clustered
 
 from mfmrec.data import RawDataset, write_dataset
 from mfmrec.features.store import save_features
 
 NUM_ITEMS = 40
-
-
-def clustered(n: int, dim: int, centres: int, seed: int, noise: float = 0.05) -> torch.Tensor:
-    """(n, dim) rows around ``centres`` random centres."""
-    gen = torch.Generator().manual_seed(seed)
-    c = torch.randn(centres, dim, generator=gen)
-    pick = torch.randint(centres, (n,), generator=gen)
-    return c[pick] + noise * torch.randn(n, dim, generator=gen)
 
 
 @pytest.fixture

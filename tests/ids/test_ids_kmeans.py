@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 import torch
+from ids_fixtures import clustered
 
-from conftest import clustered
 from mfmrec.ids import disambiguate, health_line, health_report, residual_kmeans
 from mfmrec.ids.kmeans import kmeans_pp, reconstruct
 

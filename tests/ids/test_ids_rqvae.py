@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from ids_fixtures import clustered
 
-from conftest import clustered
 from mfmrec.ids import RqvaeConfig, train_rqvae
 from mfmrec.ids.rqvae import rotation_trick
 

@@ -48,24 +48,10 @@ def epoch_bar(enabled: bool, title: str) -> Iterator:
     if not enabled:
         yield None
         return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from mfmrec.training.progress import ProgressDisplay  # lazy: pulls in rich's live display
 
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(),
-                  TextColumn("ETA"), TimeRemainingColumn()) as bar:
-        task = bar.add_task(title, total=None, loss="-")
-
-        def update(epoch: int, epochs: int, loss: float) -> None:
-            bar.update(task, completed=epoch, total=epochs, loss=f"{loss:.4f}")
-
-        yield update
+    with ProgressDisplay(None, 0, title, rate_unit=None) as bar:
+        yield lambda epoch, epochs, loss: bar.update(epoch, title, loss=loss, total=epochs)
 
 
 @ids_app.command("build")

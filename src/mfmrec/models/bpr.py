@@ -106,6 +106,13 @@ class PairwiseRecommender(Recommender):
         """(B,) users and (B, C) items -> (B, C) scores."""
         raise NotImplementedError
 
+    def init_embeddings(self, dim: int, init_std: float) -> None:
+        """``user_emb`` (U, dim) and ``item_emb`` (N, dim), normal(0, init_std)."""
+        self.user_emb = nn.Embedding(self.num_users, dim)
+        self.item_emb = nn.Embedding(self.num_items, dim)
+        nn.init.normal_(self.user_emb.weight, std=init_std)
+        nn.init.normal_(self.item_emb.weight, std=init_std)
+
     def train_data(self, dataset, split: str = "train", seed: int = 0) -> PairSamples:
         if split != "train":
             raise ValueError(f"{self.name} trains on the 'train' split only, got {split!r}")
@@ -132,10 +139,7 @@ class BPRMF(PairwiseRecommender):
     def __init__(self, cfg: BPRConfig, num_users: int, num_items: int):
         super().__init__(num_users, num_items)
         self.cfg = cfg
-        self.user_emb = nn.Embedding(num_users, cfg.dim)
-        self.item_emb = nn.Embedding(num_items, cfg.dim)
-        nn.init.normal_(self.user_emb.weight, std=cfg.init_std)
-        nn.init.normal_(self.item_emb.weight, std=cfg.init_std)
+        self.init_embeddings(cfg.dim, cfg.init_std)
         self.item_bias = nn.Parameter(torch.zeros(num_items)) if cfg.item_bias else None
 
     def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
@@ -153,10 +157,7 @@ class BPRMLP(PairwiseRecommender):
     def __init__(self, cfg: BPRMLPConfig, num_users: int, num_items: int):
         super().__init__(num_users, num_items)
         self.cfg = cfg
-        self.user_emb = nn.Embedding(num_users, cfg.dim)
-        self.item_emb = nn.Embedding(num_items, cfg.dim)
-        nn.init.normal_(self.user_emb.weight, std=cfg.init_std)
-        nn.init.normal_(self.item_emb.weight, std=cfg.init_std)
+        self.init_embeddings(cfg.dim, cfg.init_std)
         width = cfg.layers[0]
         # the first layer over [p_u ; q_i] is split in two so that scoring all items adds a
         # (B, 1, h) user part to a (1, N, h) item part instead of concatenating B x N pairs

@@ -40,7 +40,11 @@ from mfmrec.models.sampling import (
     pad_left,
     sample_negative,
 )
-from mfmrec.models.sequence import CausalEncoderMixin, SequenceEncoderConfig
+from mfmrec.models.sequence import (
+    CausalEncoderMixin,
+    SequenceEncoderConfig,
+    check_encoder_fields,
+)
 
 PAD = 0
 IGNORE = -1  # target of an untrained (padding or context-only) position
@@ -64,12 +68,7 @@ class SASRecConfig:
     norm_eps: float = 1e-12  # layer-norm epsilon (RecBole's)
 
     def __post_init__(self) -> None:
-        for name in ("hidden", "layers", "heads", "inner", "max_len"):
-            check(getattr(self, name) >= 1, f"model.{name}", "must be >= 1")
-        check(self.hidden % self.heads == 0, "model.heads",
-              f"must divide model.hidden={self.hidden}, got {self.heads}")
-        for name in ("hidden_dropout", "attn_dropout"):
-            check(0.0 <= getattr(self, name) < 1.0, f"model.{name}", "must be in [0, 1)")
+        check_encoder_fields(self, "model")
         check(self.loss in ("ce", "bce"), "model.loss", f"expected ce or bce, got {self.loss!r}")
         check(self.samples in ("prefix", "sequence"), "model.samples",
               f"expected prefix or sequence, got {self.samples!r}")

@@ -49,14 +49,20 @@ class SequenceEncoderConfig:
     edge_norm_eps: float = 1e-12  # epsilon of the input norm and the final norm
 
     def __post_init__(self) -> None:
-        for name in ("hidden", "layers", "heads", "inner", "max_len"):
-            check(getattr(self, name) >= 1, f"encoder.{name}", "must be >= 1")
-        check(self.hidden % self.heads == 0, "encoder.heads",
-              f"must divide encoder.hidden={self.hidden}, got {self.heads}")
-        for name in ("hidden_dropout", "attn_dropout"):
-            check(0.0 <= getattr(self, name) < 1.0, f"encoder.{name}", "must be in [0, 1)")
+        check_encoder_fields(self, "encoder")
         for name in ("norm_eps", "edge_norm_eps"):
             check(getattr(self, name) > 0, f"encoder.{name}", "must be > 0")
+
+
+def check_encoder_fields(cfg, section: str) -> None:
+    """Validate the encoder's shape and dropout fields wherever they live (this config,
+    or a model config that carries them, as SASRec's does), naming ``section.field``."""
+    for name in ("hidden", "layers", "heads", "inner", "max_len"):
+        check(getattr(cfg, name) >= 1, f"{section}.{name}", "must be >= 1")
+    check(cfg.hidden % cfg.heads == 0, f"{section}.heads",
+          f"must divide {section}.hidden={cfg.hidden}, got {cfg.heads}")
+    for name in ("hidden_dropout", "attn_dropout"):
+        check(0.0 <= getattr(cfg, name) < 1.0, f"{section}.{name}", "must be in [0, 1)")
 
 
 class CausalSelfAttention(nn.Module):

@@ -5,30 +5,7 @@ architecture (T5 for VIP5; BERT-like, ViT/CLIP and EfficientNet encoders for IIS
 baselines).
 """
 
-from mfmrec.peft.bottleneck import (
-    BLOCK,
-    CROSS,
-    FFN,
-    KINDS,
-    SELF,
-    TARGETS,
-    AdaptedDropout,
-    AdapterSpec,
-    BottleneckAdapter,
-    Target,
-    adapters_of,
-    architecture_of,
-    count_adapters,
-    freeze_except,
-    inject_adapters,
-    is_adapter_parameter,
-    is_layer_norm_parameter,
-    remove_adapters,
-)
+from mfmrec.peft import bottleneck
+from mfmrec.peft.bottleneck import *  # noqa: F403  (the public names, listed once there)
 
-__all__ = [
-    "BLOCK", "CROSS", "FFN", "KINDS", "SELF", "TARGETS", "AdaptedDropout", "AdapterSpec",
-    "BottleneckAdapter", "Target", "adapters_of", "architecture_of", "count_adapters",
-    "freeze_except", "inject_adapters", "is_adapter_parameter", "is_layer_norm_parameter",
-    "remove_adapters",
-]
+__all__ = list(bottleneck.__all__)

@@ -52,17 +52,19 @@ class MetricsLog:
 
 
 class ProgressDisplay:
-    """A rich progress bar over optimizer steps; a no-op when disabled."""
+    """A rich progress bar over optimizer steps (or epochs: ``rate_unit=None`` drops the
+    rate column); a no-op when disabled."""
 
-    def __init__(self, total: int, start: int, title: str, enabled: bool = True,
-                 console: Console | None = None):
+    def __init__(self, total: int | None, start: int, title: str, enabled: bool = True,
+                 console: Console | None = None, rate_unit: str | None = "samples/s"):
         self.enabled = enabled
         self._progress = None
         if not enabled:
             return
+        rate = [TextColumn("{task.fields[rate]} " + rate_unit)] if rate_unit else []
         self._progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]} samples/s"),
+            TextColumn("loss {task.fields[loss]}"), *rate,
             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
             console=console, transient=False,
         )
@@ -79,10 +81,10 @@ class ProgressDisplay:
             self._progress.stop()
 
     def update(self, step: int, description: str, loss: float | None = None,
-               rate: float | None = None) -> None:
+               rate: float | None = None, total: int | None = None) -> None:
         if self._progress is None:
             return
-        fields = {}
+        fields: dict = {} if total is None else {"total": total}
         if loss is not None:
             fields["loss"] = f"{loss:.4f}"
         if rate is not None:
