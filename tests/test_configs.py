@@ -133,6 +133,7 @@ def test_a_typo_in_any_section_fails_at_load(section, tmp_path):
         load_run_config(path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_config_trains_one_step(path, demo_dir, tmp_path):
     name = load_run_config(path).model_name

@@ -58,6 +58,7 @@ def test_sequential_indexing_is_first_appearance_order(p5_dir, tmp_path):
     ("beauty", {"users": 22363, "items": 12101, "interactions": 198502}),
     ("sports", {"users": 35598, "items": 18357, "interactions": 296337}),
 ])
+@pytest.mark.slow
 def test_real_p5_statistics_through_the_cli(name, expected, shared, run_cli, tmp_path):
     out = tmp_path / name
     code, _, err = run_cli("data", "import", "p5", shared / "data/amazon" / name, "--out", out)
@@ -80,6 +81,7 @@ def beauty_raw(shared):
     return import_p5(shared / "data/amazon/beauty")
 
 
+@pytest.mark.slow
 def test_random_indexing_hides_the_order_sequential_reproduces_the_leak(beauty_raw,
                                                                         tmp_path):
     rand = load_dataset(write_dataset(beauty_raw, tmp_path / "r", indexing="random"))

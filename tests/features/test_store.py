@@ -40,6 +40,7 @@ def test_round_trip_zeroes_missing_rows_and_names_missing_items(make_dataset):
     assert matrix[1].tolist() == [2, 3]
 
 
+@pytest.mark.slow
 def test_metadata_is_one_key_so_files_are_byte_stable_across_processes(tmp_path):
     code = ("import torch,sys; from mfmrec.features.store import save_features as s; "
             "s(sys.argv[1], 'e', torch.ones(3, 2), torch.tensor([0, 1, 0]).bool(), "

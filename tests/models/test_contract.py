@@ -190,7 +190,9 @@ def _dataset_and_fields(request, name: str):
 
 
 def test_the_contract_table_covers_every_registered_model():
-    assert set(ALL_MODELS) == set(registry.names())
+    shipped = {name for name in registry.names()  # tests register models of their own
+               if registry.get(name).builder.__module__.startswith("mfmrec.")}
+    assert set(ALL_MODELS) == shipped
 
 
 def _check_declarations(model: Recommender) -> None:

@@ -10,6 +10,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 
+pytestmark = pytest.mark.slow  # a long end-to-end run; CI runs it
+
+
 @pytest.mark.slow
 def test_benchmark_table_has_every_model_interval_and_id_health(tmp_path, capsys):
     import generative_ids as bench

@@ -60,6 +60,7 @@ def test_a_dataset_without_reviews_is_a_one_line_error(tmp_path):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.slow
 def test_the_benchmark_script_still_runs():
     proc = subprocess.run([sys.executable, str(BENCHMARK), "--help"], capture_output=True,
                           text=True, timeout=120)

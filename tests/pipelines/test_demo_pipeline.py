@@ -12,6 +12,9 @@ MODELS = {"multimodal", "text-only", "popularity", "sasrec"}
 METRICS = {"HR@5", "NDCG@5", "HR@10", "NDCG@10"}
 
 
+pytestmark = pytest.mark.slow  # a long end-to-end run; CI runs it
+
+
 @pytest.mark.slow
 def test_demo_writes_one_table_with_intervals_and_resumes(tmp_path, monkeypatch, capsys):
     from mfmrec.data.demo import build_demo

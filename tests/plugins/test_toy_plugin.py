@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from mfmrec.data import load_dataset
 from mfmrec.data.raw import RawDataset
 from mfmrec.data.writer import write_dataset
@@ -34,6 +36,7 @@ def run(*args: str) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
+@pytest.mark.slow
 def test_a_model_defined_in_the_test_folder_trains_and_evaluates_through_the_cli(tmp_path):
     data = chain_data(tmp_path / "data")
     out = tmp_path / "run"

@@ -1,0 +1,48 @@
+"""The demo's pieces without its training (fast tier): configs, the table, intervals."""
+
+from __future__ import annotations
+
+import pytest
+from rich.console import Console
+
+from mfmrec.pipelines import demo
+from mfmrec.pipelines.demo_report import intervals, markdown_table, print_table, summary_results
+from mfmrec.training.config import resolve
+
+
+@pytest.mark.parametrize("config", [demo.pretrain_config("mm"),
+                                    demo.tuning_config("/backbone", "mm", 2),
+                                    demo.tuning_config("/backbone", "text", 0), demo.SASREC])
+def test_every_demo_config_is_a_valid_run_config(config):
+    run = resolve(config, source="demo")
+    assert run.model_name in ("vip5", "sasrec")
+    if run.model_name == "vip5":
+        assert run.model.indexing.startswith("semantic:")
+        assert (run.model.image_features is None) == (run.model.image_tokens == 0)
+
+
+def _result(hits: list[int], prompt: str = "-") -> dict:
+    """An evaluator result whose users rank the target at ``hits`` (0 = missed)."""
+    metrics = {"HR@5": sum(0 < r <= 5 for r in hits) / len(hits),
+               "NDCG@5": 0.0, "HR@10": sum(0 < r <= 10 for r in hits) / len(hits),
+               "NDCG@10": 0.0, "ranks": hits}
+    return {"tasks": {"sequential": {"prompts": {prompt: metrics}},
+                      "direct": {"prompts": {prompt.replace("A", "B"): metrics}}}}
+
+
+def test_the_table_files_prompt_less_models_under_the_seen_prompts_and_bounds_the_gap():
+    better = [1] * 30 + [0] * 10
+    worse = [0] * 30 + [1] * 10
+    results = {"multimodal": _result(better, "A-3"), "text-only": _result(worse, "A-3"),
+               "sasrec": _result(worse)}
+    table = summary_results(results)
+    assert set(table["sasrec"]) == {"A-3", "B-5"}  # "-" filed by protocol
+    assert table["multimodal"]["A-3"]["HR@10"] == pytest.approx(0.75)
+    spans = intervals(results, "multimodal", "text-only", rounds=200)
+    low, high = spans["A-3"]["HR@10"]
+    assert 0 < low <= 0.5 <= high  # the true gap (0.75 - 0.25) is inside and above zero
+    text = markdown_table(table, spans)
+    assert "| multimodal |" in text and "paired bootstrap 95%" in text
+    console = Console(record=True, width=200)
+    print_table(table, spans, console)
+    assert "SIMULATED" in console.export_text()
