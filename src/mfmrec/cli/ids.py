@@ -7,6 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from mfmrec.errors import DataError
 
@@ -23,7 +31,7 @@ FEATURES_HELP = (
 
 def item_table_from_run(run_dir: Path, data_dir: Path):
     """The item embedding table (num_items, d) of a trained run, without a padding row."""
-    from torch import nn
+    from torch import nn  # lazy: torch, ~1.4 s; keeps --help fast
 
     from mfmrec.training.runs import load_run  # lazy: pulls in the model registry
 
@@ -48,15 +56,6 @@ def epoch_bar(enabled: bool, title: str) -> Iterator:
     if not enabled:
         yield None
         return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(),
                   TextColumn("ETA"), TimeRemainingColumn()) as bar:
@@ -92,9 +91,15 @@ def build_cmd(
     Exactly one of --features / --from-run. Prints the health line (codebook usage,
     perplexity, collisions, reconstruction error, build time) and the files written.
     """
-    from mfmrec.ids import IdBuildConfig, RqvaeConfig, build_ids, health_line, parse_features
-    from mfmrec.ids.health import HealthReport
-    from mfmrec.ids.store import ids_path, meta_path, read_timing
+    from mfmrec.ids import (  # lazy: torch, ~1.4 s; keeps --help fast
+        IdBuildConfig,
+        RqvaeConfig,
+        build_ids,
+        health_line,
+        parse_features,
+    )
+    from mfmrec.ids.health import HealthReport  # lazy: torch, ~1.4 s; keeps --help fast
+    from mfmrec.ids.store import ids_path, meta_path, read_timing  # lazy: torch, ~1.4 s
 
     if (features is None) == (from_run is None):
         raise DataError("ids build: give --features or --from-run, exactly one")
@@ -118,9 +123,9 @@ def show_cmd(
     name: str = typer.Argument(..., help="Name given to `mfmrec ids build --name`."),
 ) -> None:
     """Print the health line of built semantic IDs, and how they were made."""
-    from mfmrec.ids import health_line, load_ids, read_timing
-    from mfmrec.ids.build import dataset_item_ids
-    from mfmrec.ids.health import HealthReport
+    from mfmrec.ids import health_line, load_ids, read_timing  # lazy: torch, ~1.4 s
+    from mfmrec.ids.build import dataset_item_ids  # lazy: torch, ~1.4 s; keeps --help fast
+    from mfmrec.ids.health import HealthReport  # lazy: torch, ~1.4 s; keeps --help fast
 
     ids = load_ids(data_dir, name, dataset_item_ids(data_dir))
     report = HealthReport.from_dict(ids.meta["health"], read_timing(data_dir, name))

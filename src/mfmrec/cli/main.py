@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # click usage errors arrive here in standalone_mode=False
-        import click
+        import click  # lazy: typer vendors its own click; this one (~8 ms) is for errors only
 
         if isinstance(exc, click.ClickException):
             exc.show()
