@@ -18,6 +18,10 @@ from rich.console import Console
 from rich.table import Table
 
 from mfmrec.data import RawDataset, load_dataset, write_dataset
+from mfmrec.data.importers.amazon import import_amazon
+from mfmrec.data.importers.p5 import import_p5
+from mfmrec.data.importers.products import import_products
+from mfmrec.data.importers.recbole import import_recbole
 from mfmrec.errors import DataError
 
 data_app = typer.Typer(help="Import, generate and inspect datasets.", no_args_is_help=True)
@@ -68,8 +72,6 @@ def import_p5_cmd(
     name: str = typer.Option(None, help="Dataset name (default: the folder name)."),
 ) -> None:
     """Import a P5/VIP5 split (Amazon Beauty, Sports, ...)."""
-    from mfmrec.data.importers.p5 import import_p5
-
     _finish(lambda: import_p5(src, name=name), out, seed, indexing, negatives)
 
 
@@ -91,8 +93,6 @@ def import_amazon_cmd(
     Sequences follow review time; equal times keep the file's order.
     Each review gets an explanation sentence and a feature word derived from its text.
     """
-    from mfmrec.data.importers.amazon import import_amazon
-
     _finish(lambda: import_amazon(reviews, meta, kcore=kcore, name=name), out, seed,
             indexing, negatives)
 
@@ -105,8 +105,6 @@ def import_recbole_cmd(
     name: str = typer.Option(None, help="Dataset name (default: the .inter file's stem)."),
 ) -> None:
     """Import RecBole atomic files (typed, tab-separated .inter/.item)."""
-    from mfmrec.data.importers.recbole import import_recbole
-
     _finish(lambda: import_recbole(src, name=name), out, seed, indexing, negatives)
 
 
@@ -129,8 +127,6 @@ def import_products_cmd(
     Simulated tastes depend on what the photos show (colour, article type); reviews are
     templated. dataset.json marks everything simulated.
     """
-    from mfmrec.data.importers.products import import_products
-
     hide = tuple(a.strip() for a in hide_in_text.split(",") if a.strip())
     _finish(lambda: import_products(styles, images, users=users, seed=seed, hide_in_text=hide,
                                     min_len=min_len, max_len=max_len, name=name),
@@ -144,7 +140,7 @@ def demo_cmd(
                              "images."),
 ) -> None:
     """Write the small embedded demo dataset (SIMULATED users and drawn product images)."""
-    from mfmrec.data.demo import build_demo
+    from mfmrec.data.demo import build_demo  # lazy: PIL, ~15 ms; only `data demo` draws images
 
     with _io_errors():
         path = build_demo(out, seed=seed)
@@ -191,8 +187,8 @@ def images_cmd(
     Downloads resume (valid files are kept), and failures are reported in
     images/report.json, never fatal.
     """
-    from mfmrec.features.download import DownloadConfig
-    from mfmrec.features.ingest import IMAGES_DIR, REPORT, ingest_images
+    from mfmrec.features.download import DownloadConfig  # lazy: torch, ~1.4 s; keeps --help fast
+    from mfmrec.features.ingest import IMAGES_DIR, REPORT, ingest_images  # lazy: torch, ~1.4 s
 
     if from_meta is not None and images is not None:
         raise typer.BadParameter("give --from-meta or --images, not both")

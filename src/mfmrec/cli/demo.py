@@ -14,7 +14,7 @@ def demo(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
     """Run the whole pipeline on the embedded demo dataset (simulated users, drawn images)."""
-    from mfmrec.pipelines.demo import run_demo
+    from mfmrec.pipelines.demo import run_demo  # lazy: torch, ~1.4 s; keeps --help fast
 
     run_demo(out, seed=seed, quiet=quiet)
 

@@ -6,6 +6,7 @@ the dataset; ``#N`` names the internal index ``N`` instead (``--user '#0'``).
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import typer
@@ -54,8 +55,6 @@ def _csv(text: str | None) -> list[str] | None:
 
 def _eval_config(run, **flags):
     """The run config's ``eval:`` section, with the flags given on the command line."""
-    import dataclasses
-
     given = {k: v for k, v in flags.items() if v is not None}
     return dataclasses.replace(run.config.eval, **given)  # validated again
 
@@ -84,8 +83,8 @@ def evaluate_cmd(
 
     Defaults come from the run config's `eval:` section; flags override it.
     """
-    from mfmrec.evaluation.evaluator import evaluate
-    from mfmrec.evaluation.report import print_report, write_report
+    from mfmrec.evaluation.evaluator import evaluate  # lazy: torch, ~1.4 s; keeps --help fast
+    from mfmrec.evaluation.report import print_report, write_report  # lazy: torch, ~1.4 s
 
     run = _load(run_dir, data)
     cfg = _eval_config(run, tasks=_csv(tasks), prompts=_csv(prompts), split=split,
@@ -108,9 +107,9 @@ def recommend_cmd(
                                       "items the user already interacted with."),
 ) -> None:
     """Print the top-k items for a user, given the user's full history."""
-    import torch
+    import torch  # lazy: torch, ~1.4 s; keeps --help fast
 
-    from mfmrec.evaluation.evaluator import recommend_top_k
+    from mfmrec.evaluation.evaluator import recommend_top_k  # lazy: torch, ~1.4 s
 
     run = _load(run_dir, data)
     ds = run.dataset
@@ -170,7 +169,7 @@ def explain_cmd(
         raise MfmrecError(f"model {run.model.name} does not generate explanations")
     request, reference = _request(ds, u, i, rating, feature)
     run.model.eval()
-    import torch
+    import torch  # lazy: torch, ~1.4 s; keeps --help fast
 
     with torch.no_grad():
         (text,) = run.model.explain([request], prompt=prompt)
@@ -191,9 +190,13 @@ def report_cmd(
     markdown: bool = typer.Option(False, "--markdown", help="Print the saved Markdown as is."),
 ) -> None:
     """Reprint a run's saved reports: training (report.md) and evaluation (eval/)."""
-    from rich.markdown import Markdown
+    from rich.markdown import Markdown  # lazy: markdown-it + pygments, ~35 ms; `report` only
 
-    from mfmrec.evaluation.report import load_report, print_report, saved_splits
+    from mfmrec.evaluation.report import (  # lazy: torch, ~1.4 s; keeps --help fast
+        load_report,
+        print_report,
+        saved_splits,
+    )
 
     splits = [split] if split else saved_splits(run_dir)
     train_md = Path(run_dir) / "report.md"

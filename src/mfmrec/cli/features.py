@@ -44,7 +44,7 @@ def extract_cmd(
     Resumable: after an interruption, re-run the same command and finished batches are
     kept. Items without an input are recorded as missing, never silently zero.
     """
-    from mfmrec.features.extract import extract_features
+    from mfmrec.features.extract import extract_features  # lazy: torch, ~1.4 s; keeps --help fast
 
     res = extract_features(data_dir, encoder, model_path=model_path, images_dir=images,
                            batch_size=batch_size, device=device, layers=layers, name=name,
@@ -68,7 +68,7 @@ def import_cmd(
     modality: str = typer.Option("image", "--modality", help="image or text."),
 ) -> None:
     """Import features computed elsewhere (e.g. CLIP RN50 with OpenAI's clip package)."""
-    from mfmrec.features.extract import import_features
+    from mfmrec.features.extract import import_features  # lazy: torch, ~1.4 s; keeps --help fast
 
     path = import_features(data_dir, name, source, description, modality)
     typer.echo(f"wrote {path}")
@@ -77,7 +77,7 @@ def import_cmd(
 @features_app.command("info")
 def info_cmd(data_dir: Path = typer.Argument(..., help="A prepared dataset directory.")) -> None:
     """List the feature stores of a dataset: shape, missing items, encoder, pooling."""
-    from mfmrec.features.store import feature_path, list_features, read_meta
+    from mfmrec.features.store import feature_path, list_features, read_meta  # lazy: torch, ~1.4 s
 
     table = Table(title=f"features of {data_dir}")
     for col in ("name", "shape", "missing", "pooling"):

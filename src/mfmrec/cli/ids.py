@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from mfmrec.errors import DataError
+from mfmrec.training.progress import ProgressDisplay
 
 ids_app = typer.Typer(help="Semantic item IDs: quantise item features into short code "
                            "tuples (residual k-means or RQ-VAE), inspect their health.",
@@ -23,7 +24,7 @@ FEATURES_HELP = (
 
 def item_table_from_run(run_dir: Path, data_dir: Path):
     """The item embedding table (num_items, d) of a trained run, without a padding row."""
-    from torch import nn
+    from torch import nn  # lazy: torch, ~1.4 s; keeps --help fast
 
     from mfmrec.training.runs import load_run  # lazy: pulls in the model registry
 
@@ -48,8 +49,6 @@ def epoch_bar(enabled: bool, title: str) -> Iterator:
     if not enabled:
         yield None
         return
-    from mfmrec.training.progress import ProgressDisplay  # lazy: pulls in rich's live display
-
     with ProgressDisplay(None, 0, title, rate_unit=None) as bar:
         yield lambda epoch, epochs, loss: bar.update(epoch, title, loss=loss, total=epochs)
 
@@ -78,9 +77,15 @@ def build_cmd(
     Exactly one of --features / --from-run. Prints the health line (codebook usage,
     perplexity, collisions, reconstruction error, build time) and the files written.
     """
-    from mfmrec.ids import IdBuildConfig, RqvaeConfig, build_ids, health_line, parse_features
-    from mfmrec.ids.health import HealthReport
-    from mfmrec.ids.store import ids_path, meta_path, read_timing
+    from mfmrec.ids import (  # lazy: torch, ~1.4 s; keeps --help fast
+        IdBuildConfig,
+        RqvaeConfig,
+        build_ids,
+        health_line,
+        parse_features,
+    )
+    from mfmrec.ids.health import HealthReport  # lazy: torch, ~1.4 s; keeps --help fast
+    from mfmrec.ids.store import ids_path, meta_path, read_timing  # lazy: torch, ~1.4 s
 
     if (features is None) == (from_run is None):
         raise DataError("ids build: give --features or --from-run, exactly one")
@@ -104,9 +109,9 @@ def show_cmd(
     name: str = typer.Argument(..., help="Name given to `mfmrec ids build --name`."),
 ) -> None:
     """Print the health line of built semantic IDs, and how they were made."""
-    from mfmrec.ids import health_line, load_ids, read_timing
-    from mfmrec.ids.build import dataset_item_ids
-    from mfmrec.ids.health import HealthReport
+    from mfmrec.ids import health_line, load_ids, read_timing  # lazy: torch, ~1.4 s
+    from mfmrec.ids.build import dataset_item_ids  # lazy: torch, ~1.4 s; keeps --help fast
+    from mfmrec.ids.health import HealthReport  # lazy: torch, ~1.4 s; keeps --help fast
 
     ids = load_ids(data_dir, name, dataset_item_ids(data_dir))
     report = HealthReport.from_dict(ids.meta["health"], read_timing(data_dir, name))

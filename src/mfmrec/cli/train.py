@@ -35,12 +35,12 @@ def train_cmd(
                                 "latest checkpoint (same config required)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
-    from mfmrec.training.config import load_run_config
-    from mfmrec.training.runs import print_summary, train
+    from mfmrec.training.config import load_run_config  # lazy: torch, ~1.4 s; keeps --help fast
+    from mfmrec.training.runs import print_summary, train  # lazy: torch + accelerate, ~2 s
 
     run_config = load_run_config(config, overrides or [])
     result = train(run_config, data, out, resume=resume, quiet=quiet)
-    from accelerate.state import PartialState
+    from accelerate.state import PartialState  # lazy: accelerate + torch, ~1.4 s; keeps --help fast
 
     if not PartialState().is_main_process:
         return

@@ -268,8 +268,8 @@ def bar_chart(runs: dict[str, dict], path: str | Path, task: str = "sequential",
               metrics: tuple[str, ...] = ("HR@10", "NDCG@10"), title: str | None = None) -> Path:
     """A grouped bar chart (PNG) of ``metrics`` for every (run, prompt); Agg backend, no
     display needed."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazy: matplotlib, ~0.4 s
+    from matplotlib.figure import Figure  # lazy: matplotlib, ~0.4 s; only bar charts need it
 
     labels, values = [], []
     for name, res in runs.items():

@@ -29,6 +29,8 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 
+import sacrebleu
+
 TEXT_MODES = ("standard", "p5")
 TEXT_METRICS = ("BLEU-4", "ROUGE-1", "ROUGE-2", "ROUGE-L")
 
@@ -110,15 +112,13 @@ def rouge_p5(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, 
 # ---- standard mode: the reference libraries ------------------------------------------
 def bleu_standard(hypotheses: Sequence[str], references: Sequence[str]) -> float:
     """sacrebleu corpus BLEU-4 (x100, its default tokenizer and smoothing)."""
-    import sacrebleu
-
     _check(hypotheses, references)
     return float(sacrebleu.corpus_bleu(list(hypotheses), [list(references)]).score)
 
 
 def rouge_standard(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, float]:
     """rouge-score F1 for ROUGE-1/2/L averaged over sentence pairs, x100."""
-    from rouge_score import rouge_scorer
+    from rouge_score import rouge_scorer  # lazy: pulls nltk and scipy (~1.3 s); standard mode only
 
     _check(hypotheses, references)
     keys = {"rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L"}

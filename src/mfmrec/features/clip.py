@@ -68,7 +68,7 @@ def clip_preprocess(folder: Path, image_size: int) -> ImagePreprocess:
 
 def _load_vision(path: Path):
     """The vision tower and projection of a full CLIP folder or of a vision-only one."""
-    from transformers import AutoConfig, CLIPVisionModelWithProjection
+    from transformers import AutoConfig, CLIPVisionModelWithProjection  # lazy: ~4 s (after torch)
 
     try:
         with quiet_transformers():

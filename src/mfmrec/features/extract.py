@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from rich.progress import (
     BarColumn,
@@ -33,9 +34,9 @@ from safetensors.torch import load_file, save
 
 from mfmrec.data import load_dataset
 from mfmrec.data.dataset import Dataset
-from mfmrec.errors import ConfigError
+from mfmrec.errors import ConfigError, DataError
 from mfmrec.features.encoders import Encoder, build_encoder, modality_of, store_name
-from mfmrec.features.images import images_from_folder, load_image
+from mfmrec.features.images import file_stem, images_from_folder, load_image
 from mfmrec.features.store import (
     FEATURES_DIR,
     check_name,
@@ -241,11 +242,6 @@ def import_features(dataset: str | Path | Dataset, name: str, folder: str | Path
     Each file holds one vector (shape ``(d,)`` or ``(1, d)``); items without a file are
     recorded as missing. Files are read with ``allow_pickle=False``.
     """
-    import numpy as np
-
-    from mfmrec.errors import DataError
-    from mfmrec.features.images import file_stem
-
     ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
     folder = Path(folder)
     if not folder.is_dir():

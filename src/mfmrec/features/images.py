@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from mfmrec.errors import DataError
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp")
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,150}$")
 _RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
@@ -94,8 +96,6 @@ def index_folder(folder: str | os.PathLike) -> dict[str, Path]:
     """
     folder = Path(folder)
     if not folder.is_dir():
-        from mfmrec.errors import DataError
-
         raise DataError(f"--images: {folder} is not a directory")
     rank = {ext: i for i, ext in enumerate(IMAGE_EXTENSIONS)}
     best: dict[str, tuple[int, Path]] = {}

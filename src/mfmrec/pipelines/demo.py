@@ -29,7 +29,13 @@ from pathlib import Path
 from rich.console import Console
 
 from mfmrec.data import load_dataset
+from mfmrec.data.demo import build_demo
+from mfmrec.evaluation.config import EvalConfig
+from mfmrec.evaluation.evaluator import evaluate
+from mfmrec.features.extract import extract_features
+from mfmrec.ids import IdBuildConfig, build_ids, health_line, ids_path
 from mfmrec.io import write_json
+from mfmrec.models.popularity import Popularity
 from mfmrec.pipelines.demo_report import (
     example_user,
     intervals,
@@ -37,6 +43,7 @@ from mfmrec.pipelines.demo_report import (
     print_table,
     summary_results,
 )
+from mfmrec.training.config import resolve
 
 IMAGE_ENCODER, COLOR_ENCODER, TEXT_ENCODER = "efficientnet-lite0", "color-histogram", "minilm"
 DEMO_USERS = 500  # simulated users: enough data for a learned model to show a taste
@@ -84,8 +91,6 @@ def tuning_config(backbone: Path, ids: str, image_tokens: int) -> dict:
 
 
 def build_data(out: Path, seed: int) -> Path:
-    from mfmrec.data.demo import build_demo
-
     data_dir = out / "data"
     if not (data_dir / "dataset.json").is_file():
         build_demo(data_dir, seed=seed, num_users=DEMO_USERS)
@@ -93,15 +98,11 @@ def build_data(out: Path, seed: int) -> Path:
 
 
 def encode_items(data_dir: Path, quiet: bool) -> None:
-    from mfmrec.features.extract import extract_features
-
     for encoder in (IMAGE_ENCODER, COLOR_ENCODER, TEXT_ENCODER):
         extract_features(data_dir, encoder, batch_size=50, quiet=quiet)
 
 
 def build_id_sets(data_dir: Path, seed: int, console: Console) -> None:
-    from mfmrec.ids import IdBuildConfig, build_ids, health_line, ids_path
-
     for name, (features, weights) in ID_SETS.items():
         if ids_path(data_dir, name).is_file():
             continue
@@ -113,8 +114,6 @@ def build_id_sets(data_dir: Path, seed: int, console: Console) -> None:
 
 
 def _train(config: dict, data_dir: Path, run_dir: Path, quiet: bool, pretrain: bool) -> Path:
-    from mfmrec.training.config import resolve
-
     if (run_dir / "final").is_dir():
         return run_dir
     cfg = resolve(config, source=f"demo:{run_dir.name}")
@@ -122,11 +121,11 @@ def _train(config: dict, data_dir: Path, run_dir: Path, quiet: bool, pretrain: b
     if run_dir.is_dir() and not resume:  # stopped before its first checkpoint: start over
         shutil.rmtree(run_dir)
     if pretrain:
-        from mfmrec.pipelines.pretrain import pretrain as run
+        from mfmrec.pipelines.pretrain import pretrain as run  # lazy: VIP5/transformers, ~3 s
 
         run(cfg, data_dir, run_dir, resume=resume, quiet=quiet)
     else:
-        from mfmrec.training.runs import train as run
+        from mfmrec.training.runs import train as run  # lazy: accelerate, ~0.8 s
 
         run(cfg, data_dir, run_dir, resume=resume, quiet=quiet)
     return run_dir
@@ -135,9 +134,6 @@ def _train(config: dict, data_dir: Path, run_dir: Path, quiet: bool, pretrain: b
 def evaluate_model(load, dataset, saved: Path, quiet: bool, console: Console) -> dict:
     """Test-split results of A-3 (full ranking, history excluded) and B-5, with ranks;
     ``load()`` gives the model, called only when no saved result exists."""
-    from mfmrec.evaluation.config import EvalConfig
-    from mfmrec.evaluation.evaluator import evaluate
-
     if saved.is_file():
         return json.loads(saved.read_text())
     # models without prompts ignore them; their results are then keyed A-3 / B-5 as well
@@ -155,7 +151,7 @@ class _Runs:
         self.dirs, self._loaded = dirs, {}
 
     def __getitem__(self, label: str):
-        from mfmrec.training.runs import load_run
+        from mfmrec.training.runs import load_run  # lazy: accelerate, ~0.8 s
 
         if label not in self._loaded:
             self._loaded[label] = load_run(self.dirs[label])
@@ -180,9 +176,7 @@ def train_all(out: Path, data_dir: Path, quiet: bool, console: Console) -> dict[
 
 def run_demo(out: Path, seed: int = 0, quiet: bool = False) -> dict:
     """Run every step (each skipped when done); write ``OUT/summary.json`` and report."""
-    from transformers.utils import logging as hf_logging
-
-    from mfmrec.models.popularity import Popularity
+    from transformers.utils import logging as hf_logging  # lazy: transformers, ~0.6 s
 
     hf_logging.disable_progress_bar()  # the demo reports its own steps
     hf_logging.set_verbosity_error()

@@ -12,6 +12,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from mfmrec.evaluation.evaluator import recommend_top_k
 from mfmrec.evaluation.metrics import paired_bootstrap
 
 METRICS = ("HR@5", "NDCG@5", "HR@10", "NDCG@10")
@@ -83,8 +84,6 @@ def markdown_table(table: dict, spans: dict) -> str:
 
 def example_user(run, console: Console, user: int = 0, k: int = 5) -> str:
     """One user's history and the model's top-k (A-3, beam search), with titles."""
-    from mfmrec.evaluation.evaluator import recommend_top_k
-
     ds = run.dataset
     users, hists, _ = ds.targets("test")
     row = int(np.flatnonzero(users == user)[0]) if user in set(users.tolist()) else 0

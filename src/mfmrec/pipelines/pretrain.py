@@ -19,8 +19,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from accelerate.state import PartialState
+
 from mfmrec.config import check
 from mfmrec.models.vip5.export import export_backbone
+from mfmrec.training.runs import load_run, train
 
 BACKBONE_DIR = "backbone"
 
@@ -42,10 +45,6 @@ def pretrain(config, data_dir: str | Path, out_dir: str | Path, *, resume: bool 
 
     Returns ``(train result, backbone folder)``.
     """
-    from accelerate.state import PartialState
-
-    from mfmrec.training.runs import load_run, train
-
     check_pretrain_config(config)
     result = train(config, data_dir, out_dir, resume=resume, quiet=quiet)
     target = Path(out_dir) / BACKBONE_DIR

@@ -11,9 +11,11 @@ import copy
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
 from mfmrec.errors import ConfigError
 from mfmrec.features.store import MissingAwareFeatures, load_item_features
+from mfmrec.ids import load_ids
 from mfmrec.models.registry import register
 from mfmrec.models.vip5.backbone import backbone_for, checkpoint_has_tokenizer, is_preset
 from mfmrec.models.vip5.config import VIP5Config
@@ -28,6 +30,9 @@ from mfmrec.models.vip5.indexing import (
 )
 from mfmrec.models.vip5.mapping import ItemImageTokens, MappingNetwork, PromptEmbeddings
 from mfmrec.models.vip5.model import VIP5
+from mfmrec.models.vip5.prompts.tasks import PromptBuilder, PromptOptions
+from mfmrec.models.vip5.prompts.tokenization import item_target_ids
+from mfmrec.models.vip5.prompts.vocab import prepare_tokenizer
 from mfmrec.peft import CROSS, FFN, SELF, AdapterSpec, inject_adapters
 
 FALLBACK_VOCAB = 4000
@@ -42,8 +47,6 @@ def resolve_tokenizer(config: VIP5Config, dataset):
     in ``<dataset>/tokenizers/`` so that every run (and ``load_run``) on that dataset
     reuses the very same vocabulary.
     """
-    from mfmrec.models.vip5.prompts.vocab import prepare_tokenizer
-
     if config.tokenizer:
         return prepare_tokenizer(Path(config.tokenizer).expanduser())
     if checkpoint_has_tokenizer(config.backbone):
@@ -73,8 +76,6 @@ def _prompt_embeddings(config: VIP5Config, d_model: int) -> PromptEmbeddings:
                            init_std=1.0 if config.paper_frozen_embeddings else 0.0)
     saved = Path(config.backbone).expanduser() / PROMPT_EMBEDDINGS_FILE
     if not is_preset(config.backbone) and saved.is_file():
-        from safetensors.torch import load_file
-
         state = load_file(str(saved))
         if state["whole_word.weight"].shape != emb.whole_word.weight.shape:
             raise ConfigError(f"{saved}: whole-word table {tuple(state['whole_word.weight'].shape)}"
@@ -100,8 +101,6 @@ def item_names(config: VIP5Config, dataset) -> tuple[list[str] | None, list[str]
     indexing = config.item_indexing
     names, tokens = None, []
     if indexing.kind == SEMANTIC:
-        from mfmrec.ids import load_ids
-
         ids = load_ids(dataset.root, indexing.ids_name, item_ids=list(dataset.item_ids))
         names, tokens = code_names(ids.codes), code_vocabulary(ids.codes)
     return names, tokens + user_vocabulary(config.user_tokens)
@@ -120,8 +119,6 @@ def _with_tokens(tokenizer, tokens: list[str]):
 
 
 def _targets(tokenizer, names: list[str] | None, numbers) -> list[list[int]]:
-    from mfmrec.models.vip5.prompts.tokenization import item_target_ids
-
     if names is None:
         return item_target_ids(tokenizer, numbers)
     targets = [list(x) for x in tokenizer(names, verbose=False).input_ids]
@@ -134,8 +131,6 @@ def _targets(tokenizer, names: list[str] | None, numbers) -> list[list[int]]:
 def build_vip5(config: VIP5Config, dataset, tokenizer=None, model_class: type = VIP5) -> VIP5:
     """Assemble VIP5 (or a subclass, e.g. TIGER) for ``dataset``; every random part is
     drawn from ``init_seed``."""
-    from mfmrec.models.vip5.prompts.tasks import PromptBuilder, PromptOptions
-
     names, new_tokens = item_names(config, dataset)  # first: a missing ID set fails fast
     tokenizer = tokenizer if tokenizer is not None else resolve_tokenizer(config, dataset)
     tokenizer, start = _with_tokens(tokenizer, new_tokens)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from safetensors.torch import save_file
+
 from mfmrec.io import atomic_dir, write_json
 
 PROMPT_EMBEDDINGS_FILE = "prompt_embeddings.safetensors"
@@ -21,8 +23,6 @@ def export_backbone(model, out_dir: str | Path, provenance: dict | None = None) 
     The folder is a valid ``model.backbone`` path: ``T5ForConditionalGeneration
     .from_pretrained`` reads it, and so does ``AutoTokenizer.from_pretrained``.
     """
-    from safetensors.torch import save_file
-
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
         model.backbone.save_pretrained(str(tmp))

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from tokenizers import AddedToken
 from torch import nn
 
 from mfmrec.errors import ConfigError
@@ -81,8 +82,6 @@ def add_tokens(tokenizer, tokens: list[str]) -> int:
     Non-special, so that they keep their own whole-word ids in prompts; returns how many
     were new (a backbone exported after training with them already has them all).
     """
-    from tokenizers import AddedToken
-
     vocab = tokenizer.get_vocab()
     missing = [t for t in tokens if t not in vocab]
     if missing:

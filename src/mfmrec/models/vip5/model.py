@@ -35,6 +35,7 @@ from mfmrec.models.base import (
     SEQUENTIAL,
     Recommender,
 )
+from mfmrec.models.vip5.catalogue import CatalogueTree, catalogue_scores
 from mfmrec.models.vip5.config import VIP5Config
 from mfmrec.models.vip5.decoding import (
     ItemTrie,
@@ -46,6 +47,7 @@ from mfmrec.models.vip5.indexing import is_new_token_parameter
 from mfmrec.models.vip5.mapping import ItemImageTokens, PromptEmbeddings
 from mfmrec.models.vip5.packing import additive_key_mask, contiguous_position_bias, packable
 from mfmrec.models.vip5.prompts.collate import collate as collate_prompts
+from mfmrec.models.vip5.prompts.dataset import PromptDataset
 from mfmrec.models.vip5.prompts.inference import (
     direct_prompts,
     explanation_prompts,
@@ -129,8 +131,6 @@ class VIP5(Recommender):
 
     # ---- training --------------------------------------------------------------------
     def train_data(self, dataset: Any, split: str = "train", seed: int = 0):
-        from mfmrec.models.vip5.prompts.dataset import PromptDataset
-
         cfg = self.config
         return PromptDataset(
             dataset, self.tokenizer, split=split,
@@ -238,8 +238,6 @@ class VIP5(Recommender):
         ranking is exact and comparable with score-based models; beam search
         (``recommend``) stays the fast approximation.
         """
-        from mfmrec.models.vip5.catalogue import CatalogueTree, catalogue_scores
-
         template = self._template(prompt, self.default_prompts[SEQUENTIAL], (SEQUENTIAL,))
         if self._catalogue is None:
             self._catalogue = CatalogueTree.from_trie(self.item_trie)

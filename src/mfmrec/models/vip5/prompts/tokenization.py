@@ -26,6 +26,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import sentencepiece as spm
+from tokenizers import AddedToken
+from transformers import AutoTokenizer
+
 from mfmrec.errors import ConfigError
 from mfmrec.io import atomic_dir
 from mfmrec.models.vip5.prompts.render import PLACEHOLDER
@@ -36,8 +40,6 @@ EXTRA_IDS = 100
 
 def load_tokenizer(path: str | Path):
     """A Hugging Face tokenizer from a local folder (``AutoTokenizer.from_pretrained``)."""
-    from transformers import AutoTokenizer
-
     path = Path(path)
     if not (path / "tokenizer_config.json").is_file():
         raise ConfigError(f"{path}: not a tokenizer folder (no tokenizer_config.json)")
@@ -118,8 +120,6 @@ def train_sentencepiece(lines: Iterable[str], out_dir: str | Path, vocab_size: i
     ``out_dir`` is written atomically and *replaced* if it exists, so give the tokenizer its
     own folder. Returns the tokenizer, reloadable with ``AutoTokenizer.from_pretrained``.
     """
-    import sentencepiece as spm
-
     corpus = [" ".join(line.split()) for line in lines]
     corpus = [line for line in corpus if line]
     if not corpus:
@@ -144,9 +144,6 @@ def train_sentencepiece(lines: Iterable[str], out_dir: str | Path, vocab_size: i
 
 def _wrap_t5(folder: Path, model_max_length: int) -> None:
     """Turn a folder holding ``spiece.model`` into a transformers T5 tokenizer folder."""
-    from tokenizers import AddedToken
-    from transformers import AutoTokenizer
-
     config = {"tokenizer_class": "T5Tokenizer", "eos_token": "</s>", "pad_token": "<pad>",
               "unk_token": "<unk>", "extra_ids": 0, "model_max_length": model_max_length}
     (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2))

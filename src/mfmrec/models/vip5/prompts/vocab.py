@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from mfmrec.errors import ConfigError
+from mfmrec.models.vip5.prompts.dataset import PromptDataset
 from mfmrec.models.vip5.prompts.render import UNKNOWN_TITLE, user_number
 from mfmrec.models.vip5.prompts.templates import TEMPLATES
 from mfmrec.models.vip5.prompts.tokenization import load_tokenizer, train_sentencepiece
@@ -21,8 +22,6 @@ from mfmrec.models.vip5.prompts.tokenization import load_tokenizer, train_senten
 
 def tokenizer_corpus(dataset, max_prompts: int = 20000, seed: int = 0) -> list[str]:
     """Lines of text to train a tokenizer for ``dataset`` on (deterministic)."""
-    from mfmrec.models.vip5.prompts.dataset import PromptDataset
-
     prompts = PromptDataset(dataset, None, image_tokens=0, seed=seed)
     n = len(prompts)
     rng = np.random.default_rng(seed)
