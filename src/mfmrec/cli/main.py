@@ -57,7 +57,7 @@ def _register_all() -> None:
 def _usage_errors() -> tuple[type[Exception], ...]:
     """``ClickException`` as typer raises it (typer bundles its own click as
     ``typer._click``) and as plain click raises it."""
-    import click
+    import click  # lazy: ~8 ms, needed only when a usage error is shown
 
     bundled = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
     return (bundled, click.ClickException)
