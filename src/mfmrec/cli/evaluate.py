@@ -237,6 +237,8 @@ def report_cmd(
             typer.echo(text)
         else:
             console.print(Markdown(text))
+    if not split:
+        _print_curves(run_dir, console)
     for name in splits:
         results = load_report(run_dir, name)
         md = Path(run_dir) / "eval" / f"{name}.md"
@@ -244,6 +246,15 @@ def report_cmd(
             typer.echo(md.read_text())
         else:
             print_report(results, console)
+
+
+def _print_curves(run_dir: Path, console: Console) -> None:
+    from mfmrec.training.curves import CURVES  # matplotlib-free
+
+    path = Path(run_dir) / CURVES
+    if path.is_file():
+        console.print(f"training curves (loss, learning rate, samples/s): {path}",
+                      markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:
