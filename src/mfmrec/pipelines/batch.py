@@ -72,7 +72,7 @@ def _batch_table(ds, users: list[int], items: np.ndarray, scores: np.ndarray) ->
 
 def _metadata(run, k: int, include_seen: bool, prompt: str | None) -> dict[bytes, bytes]:
     produces = run.model.produces
-    meta = {"run_dir": str(run.run_dir), "model": run.model.name, "k": str(k),
+    meta = {"run_dir": str(Path(run.run_dir).resolve()), "model": run.model.name, "k": str(k),
             "include_seen": str(include_seen).lower(), "prompt": prompt or "",
             "score": SCORE_NOTES.get(produces, produces),
             "simulated": str(bool(run.dataset.simulated)).lower()}
