@@ -52,6 +52,11 @@ def test_scalar_coercion():
     ({"name": 5}, "config field name: expected a string, got 5"),
     ({"optim": 0.1}, "config field optim: expected a section, got 0.1"),
     ({"optim": {"lr": -1}}, "config field lr: must be positive, got -1.0"),
+    ({"optim": {"lr": "inf"}}, "config field optim.lr: must be a finite number, got inf"),
+    ({"optim": {"lr": float("-inf")}},
+     "config field optim.lr: must be a finite number, got -inf"),
+    ({"optim": {"betas": [0.9, "nan"]}},
+     "config field optim.betas: must be a finite number, got nan"),
 ])
 def test_wrong_types_name_the_field(data, message):
     with pytest.raises(ConfigError) as info:

@@ -8,6 +8,7 @@ into a (nested) dataclass, refusing unknown keys and coercing scalar types.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -27,6 +28,8 @@ def load_yaml(path: str | Path) -> dict:
         raise ConfigError(f"{path}: config file not found")
     try:
         data = yaml.safe_load(path.read_text()) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (invalid UTF-8)") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict):
@@ -87,11 +90,14 @@ def _coerce(field: str, tp: Any, value: Any) -> Any:
         try:
             if tp is int and isinstance(value, float) and not value.is_integer():
                 raise ValueError
-            return tp(value)
+            result = tp(value)
         except (TypeError, ValueError):
             raise ConfigError(
                 f"config field {field}: expected {tp.__name__}, got {value!r}"
             ) from None
+        if tp is float:
+            finite(result, field)
+        return result
     return value
 
 
@@ -112,6 +118,13 @@ def build(cls: type[T], data: dict | None, prefix: str = "") -> T:
 def to_dict(cfg: Any) -> dict:
     """A dataclass config as a plain nested dict (for YAML/JSON dumps)."""
     return dataclasses.asdict(cfg)
+
+
+def finite(value: float | None, field: str) -> None:
+    """Refuse ``inf`` and ``nan`` (a float config value is always a finite number; use
+    null where a field means "no limit")."""
+    if value is not None and not math.isfinite(value):
+        raise ConfigError(f"config field {field}: must be a finite number, got {value!r}")
 
 
 def check(condition: bool, field: str, message: str) -> None:

@@ -74,7 +74,8 @@ def test_run_directory_layout_and_logs(tiny_data, make_config, tmp_path):
     assert (run / "checkpoints/latest").read_text().strip() == "step-24"
     files = {p.name for p in (run / "checkpoints/step-24").iterdir()}
     assert files == {"trainable.safetensors", "optimizer.safetensors", "rng.safetensors",
-                     "state.json", "config.yaml"}
+                     "state.json", "config.yaml", "checksums.json"}
+    assert not (run / ".lock").exists()  # released when training ends
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [x["step"] for x in lines] == list(range(1, 25))
     assert set(lines[0]) == {"step", "epoch", "loss", "lr", "samples_per_s", "elapsed"}

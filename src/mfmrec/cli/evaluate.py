@@ -25,7 +25,11 @@ USER_HELP = "User: external id (e.g. a reviewer id) or #INDEX for the internal i
 def _load(run_dir: Path, data: Path | None):
     from mfmrec.training.runs import load_run  # lazy: pulls in torch and the registry
 
-    return load_run(run_dir, data)
+    run = load_run(run_dir, data)
+    if run.weights != "final":  # an unfinished run: say which weights are used
+        typer.echo(f"note: {Path(run_dir) / 'final'} missing (the run did not finish); "
+                   f"using the latest checkpoint, {run.weights}", err=True)
+    return run
 
 
 def resolve_index(text: str, ids: list[str], index: dict[str, int], what: str) -> int:
@@ -90,6 +94,7 @@ def evaluate_cmd(
                        seed=seed, exclude_history=exclude_history)
     console = Console()
     results = evaluate(run.model, run.dataset, cfg, progress=not quiet, console=console)
+    results["weights"] = run.weights  # "final" or "step N"
     json_path, md_path = write_report(run_dir, cfg.split, results)
     print_report(results, console)
     console.print(f"wrote {json_path} and {md_path}")

@@ -1,14 +1,21 @@
 """The ``mfmrec`` command. Thin: parse, build a config, call the library.
 
-Errors caused by the user's input (:class:`~mfmrec.errors.MfmrecError`) print as one
-line on stderr and exit with code 2; no traceback.
+Exit codes: 0 success; 2 for errors caused by the user's input
+(:class:`~mfmrec.errors.MfmrecError`, printed as one line on stderr) and for usage errors
+(click's usage message); 130 after SIGINT (Ctrl-C) and 143 after SIGTERM, each with one
+line on stderr. Any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
+import shlex
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 
 import typer
 
@@ -33,6 +40,7 @@ COMMAND_MODULES = [
     "mfmrec.cli.evaluate",
     "mfmrec.cli.compare",
 ]
+RESUMABLE = ("train", "pretrain")  # commands whose interrupted runs continue with --resume
 
 
 @functools.cache
@@ -46,11 +54,73 @@ def _register_all() -> None:
         _register(mod)
 
 
+@functools.cache
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """``ClickException`` as typer raises it (typer bundles its own click as
+    ``typer._click``) and as plain click raises it."""
+    import click
+
+    bundled = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+    return (bundled, click.ClickException)
+
+
+class _Signals:
+    """SIGINT and SIGTERM both become KeyboardInterrupt (one clean path: ``finally``
+    blocks run, temporary checkpoint folders are removed); the signal is remembered for
+    the exit code."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.received is None:
+            self.received = signum
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[_Signals]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self  # signal handlers can only be set in the main thread
+            return
+        previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def exit_code(self) -> int:
+        return 128 + (self.received or signal.SIGINT)
+
+
+def interrupted_message(args: list[str]) -> str:
+    """``interrupted``, with the command that continues the run for train and pretrain."""
+    if args and args[0] in RESUMABLE:
+        again = args if "--resume" in args else [*args, "--resume"]
+        return f"interrupted; resume with mfmrec {shlex.join(again)}"
+    return "interrupted"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code instead of raising (for tests)."""
-    _register_all()
+    args = list(sys.argv[1:] if argv is None else argv)
+    signals = _Signals()
+    with signals.installed():
+        try:
+            _register_all()
+            code = _invoke(args)
+        except KeyboardInterrupt:
+            code = 130
+        if signals.received is not None or code == 130:
+            print(interrupted_message(args), file=sys.stderr)
+            return signals.exit_code()
+    return code
+
+
+def _invoke(args: list[str]) -> int:
+    """Run the command; map every expected failure to its exit code."""
     try:
-        app(args=argv, standalone_mode=False)
+        rv = app(args=args, prog_name="mfmrec", standalone_mode=False)
     except MfmrecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -59,17 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         print("error: aborted", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # click usage errors arrive here in standalone_mode=False
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
-    return 0
+    except _usage_errors() as exc:  # wrong options, values, commands: usage text, exit 2
+        exc.show()
+        return exc.exit_code
+    return rv if isinstance(rv, int) else 0  # typer returns 130 after a KeyboardInterrupt
 
 
 def run() -> None:

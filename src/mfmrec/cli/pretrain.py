@@ -45,7 +45,9 @@ def pretrain_cmd(
     run_config = load_run_config(config, overrides or [])
     check_pretrain_config(run_config)  # before any work: a wrong mode fails in one line
     result, backbone = pretrain(run_config, data, out, resume=resume, quiet=quiet)
-    if PartialState().is_main_process:
+    if PartialState().is_main_process and result.already_finished:
+        typer.echo(f"{out}: already finished ({result.state.step} steps); nothing to do")
+    elif PartialState().is_main_process:
         print_summary(result, out)
         typer.echo(f"exported backbone to {backbone} (use model.backbone={backbone})")
 

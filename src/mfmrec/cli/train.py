@@ -42,7 +42,11 @@ def train_cmd(
     result = train(run_config, data, out, resume=resume, quiet=quiet)
     from accelerate.state import PartialState
 
-    if PartialState().is_main_process:
+    if not PartialState().is_main_process:
+        return
+    if result.already_finished:
+        typer.echo(f"{out}: already finished ({result.state.step} steps); nothing to do")
+    else:
         print_summary(result, out)
 
 

@@ -137,7 +137,8 @@ def render_markdown(results: dict) -> str:
     s = results.get("settings", {})
     parts = [f"# Evaluation: {_title(results)}",
              f"users: {results.get('users')}, items: {results.get('num_items')}, "
-             f"seed: {s.get('seed')}, ties: {s.get('ties', 'pessimistic')}"]
+             f"seed: {s.get('seed')}, ties: {s.get('ties', 'pessimistic')}"
+             + (f", weights: {results['weights']}" if "weights" in results else "")]
     for sec in sections(results):
         parts += [f"## {sec.title}", f"_{sec.note}_", _md_table(sec.header, sec.rows)]
     for prompt, entry in sorted(results.get("tasks", {}).get("explanation", {})

@@ -49,7 +49,7 @@ def pretrain(config, data_dir: str | Path, out_dir: str | Path, *, resume: bool 
     check_pretrain_config(config)
     result = train(config, data_dir, out_dir, resume=resume, quiet=quiet)
     target = Path(out_dir) / BACKBONE_DIR
-    if PartialState().is_main_process:
+    if PartialState().is_main_process and not (result.already_finished and target.is_dir()):
         loaded = load_run(out_dir, data_dir)
         export_backbone(loaded.model, target, {
             "run": str(Path(out_dir).resolve()), "dataset": str(loaded.dataset.root),

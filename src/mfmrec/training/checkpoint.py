@@ -8,6 +8,7 @@ A checkpoint ``RUN/checkpoints/step-N/`` holds::
     state.json              step, epoch position, scheduler, grad scaler, optimizer
                             hyper-parameters, python/numpy RNG states, references
     config.yaml             the resolved run config
+    checksums.json          sha256 of each .safetensors file, recorded when it is written
 
 Each checkpoint is written into a temporary directory and renamed into place, then the
 ``RUN/checkpoints/latest`` file is replaced atomically; a run killed at any instant
@@ -17,6 +18,7 @@ weights, loading a trained model) is :mod:`mfmrec.training.runs`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
@@ -27,14 +29,16 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from mfmrec.errors import ConfigError
+from mfmrec.errors import ConfigError, DataError
 from mfmrec.io import atomic_dir, atomic_file, write_json
 from mfmrec.training.config import RunConfig
 
 FORMAT_VERSION = 1
 TRAINABLE = "trainable.safetensors"
+CHECKSUMS = "checksums.json"  # {file name: sha256} beside the weight files it covers
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
@@ -45,13 +49,49 @@ def _cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Write ``tensors`` to ``path`` and record its sha256 in ``checksums.json`` beside it."""
+    path = Path(path)
     save_file(_cpu(tensors), str(path), metadata={"format": "pt"})
+    sums = _read_checksums(path.parent)
+    sums[path.name] = sha256_of(path)
+    write_json(path.parent / CHECKSUMS, sums)
 
 
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file after checking it against its recorded sha256 (files
+    written before checksums existed are read unchecked); damage is a one-line error."""
+    path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: checkpoint file missing")
-    return load_file(str(path), device="cpu")
+    expected = _read_checksums(path.parent).get(path.name)
+    if expected is not None and (found := sha256_of(path)) != expected:
+        raise DataError(f"{path}: damaged weights file (sha256 {found[:12]}..., recorded "
+                        f"{expected[:12]}... when written); restore it or retrain")
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise DataError(f"{path}: unreadable weights file ({exc})") from None
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _read_checksums(folder: Path) -> dict[str, str]:
+    path = folder / CHECKSUMS
+    if not path.is_file():
+        return {}
+    try:
+        sums = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: unreadable checksums ({exc})") from None
+    if not isinstance(sums, dict):
+        raise DataError(f"{path}: expected a mapping of file names to sha256")
+    return sums
 
 
 def rng_state() -> tuple[dict[str, torch.Tensor], dict]:
@@ -168,7 +208,7 @@ def read_checkpoint(path: Path) -> Checkpoint:
     path = Path(path)
     try:
         state = json.loads((path / "state.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{path / 'state.json'}: unreadable checkpoint state ({exc})") from None
     rng_tensors = load_tensors(path / "rng.safetensors")
     rng = []

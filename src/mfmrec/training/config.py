@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from mfmrec.config import apply_overrides, build, check, load_yaml, to_dict
+from mfmrec.config import apply_overrides, build, check, finite, load_yaml, to_dict
 from mfmrec.errors import ConfigError
 from mfmrec.evaluation.config import EvalConfig
 from mfmrec.models import registry
@@ -71,6 +71,9 @@ class TrainConfig:
             check(getattr(self, name) >= 1, f"train.{name}", "must be >= 1")
         for name in ("checkpoint_every", "keep_checkpoints", "num_workers", "seed"):
             check(getattr(self, name) >= 0, f"train.{name}", "must be >= 0")
+        for name in ("lr", "weight_decay", "adam_eps", "warmup_ratio", "grad_clip",
+                     "max_minutes"):
+            finite(getattr(self, name), f"train.{name}")
         check(self.lr > 0, "train.lr", f"must be > 0, got {self.lr}")
         check(self.weight_decay >= 0, "train.weight_decay", "must be >= 0")
         check(self.adam_eps > 0, "train.adam_eps", "must be > 0")
@@ -153,7 +156,7 @@ def resolve(data: dict, source: str = "config", base: str | Path | None = None) 
     fields = {k: v for k, v in model.items() if k != "name"}
     return RunConfig(model_name=model["name"],
                      model=build(entry.config_cls, fields, prefix="model."),
-                     train=build(TrainConfig, data.get("train") or {}, prefix="train."),
+                     train=build(TrainConfig, _section(data, "train", source), prefix="train."),
                      eval=build(EvalConfig, _section(data, "eval", source), prefix="eval."),
                      plugins=plugins)
 

@@ -11,6 +11,7 @@ Layout of ``RUN_DIR``::
     efficiency.json      parameters, seconds per epoch, samples/s, peak memory
     report.md            the same as a Markdown report
     curves.png           loss, learning rate and samples/s over steps (from metrics.jsonl)
+    .lock                the pid of the process writing the run (mfmrec.training.lock)
 
 :class:`RunDir` is the one place that knows these names. :func:`train` (what
 ``mfmrec train`` calls) writes a run; :func:`load_run` rebuilds its trained model through
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,20 +30,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from rich.console import Console
 from rich.table import Table
 
 import mfmrec
-from mfmrec.config import apply_overrides
+from mfmrec.config import apply_overrides, load_yaml
 from mfmrec.data import load_dataset
-from mfmrec.errors import ConfigError
+from mfmrec.errors import ConfigError, DataError
 from mfmrec.io import atomic_dir, atomic_file, write_json
 from mfmrec.models import registry
 from mfmrec.training.checkpoint import TRAINABLE, latest_checkpoint, load_tensors, save_tensors
 from mfmrec.training.config import RESUMABLE_CHANGES, RunConfig, differences, resolve
 from mfmrec.training.curves import CURVES, write_curves
 from mfmrec.training.efficiency import rows_of, to_markdown
+from mfmrec.training.integrity import finite, locked
 from mfmrec.training.trainer import Trainer, TrainResult, TrainState, process_state
 
 CONFIG, INFO, FINAL = "config.yaml", "run.json", "final"
@@ -69,7 +71,7 @@ class RunDir:
         path = self.path / CONFIG
         if not path.is_file():
             raise ConfigError(f"{self.path}: not a run directory (no {CONFIG})")
-        data = apply_overrides(yaml.safe_load(path.read_text()) or {}, list(overrides))
+        data = apply_overrides(load_yaml(path), list(overrides))
         return resolve(data, source=str(path))
 
     @property
@@ -79,7 +81,20 @@ class RunDir:
 
     def read_info(self) -> dict:
         path = self.path / INFO
-        return json.loads(path.read_text()) if path.is_file() else {}
+        if not path.is_file():
+            return {}
+        try:
+            info = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DataError(f"{path}: unreadable run info ({exc})") from None
+        if not isinstance(info, dict):
+            raise DataError(f"{path}: expected a JSON object")
+        return info
+
+    def finished(self) -> bool:
+        """Whether training ran to its end (``final/`` written, run.json says so)."""
+        return (self.read_info().get("status") == "finished"
+                and (self.path / FINAL / TRAINABLE).is_file())
 
     def write_info(self, info: dict) -> None:
         write_json(self.path / INFO, info)
@@ -113,13 +128,23 @@ class RunDir:
         dataset = load_dataset(data_dir)
         model = build_model(config, dataset)
         source = self.weights(checkpoint)
+        tensors = finite(source, load_tensors(source))
         try:
-            model.load_trainable_state_dict(load_tensors(source))
+            model.load_trainable_state_dict(tensors)
         except (KeyError, RuntimeError) as exc:  # missing/unknown names, or shape mismatches
             raise ConfigError(f"{source}: does not fit model {config.model_name!r} on "
                               f"{dataset.root} ({str(exc.args[0]).splitlines()[0]})") from None
         model.eval()
-        return LoadedRun(model=model, dataset=dataset, config=config, run_dir=self.path)
+        return LoadedRun(model=model, dataset=dataset, config=config, run_dir=self.path,
+                         weights=weights_label(source.parent))
+
+
+def weights_label(folder: Path) -> str:
+    """``final``, ``step N`` for a checkpoint, else the folder itself."""
+    if folder.name == FINAL:
+        return FINAL
+    match = re.fullmatch(r"step-(\d+)", folder.name)
+    return f"step {match.group(1)}" if match else str(folder)
 
 
 @dataclass
@@ -130,6 +155,7 @@ class LoadedRun:
     dataset: Any  # mfmrec.data.Dataset
     config: RunConfig
     run_dir: Path
+    weights: str = FINAL  # which weights were loaded: "final" or "step N"
 
 
 def load_run(run_dir: str | Path, data_dir: str | Path | None = None,
@@ -193,21 +219,40 @@ def train(config: RunConfig, data_dir: str | Path | None, out_dir: str | Path, *
     """Train ``config``'s model on the dataset at ``data_dir`` into ``out_dir``.
 
     With ``resume``, continue from the latest checkpoint in ``out_dir`` (the config must
-    match the stored one) and reach exactly the weights an uninterrupted run reaches.
+    match the stored one) and reach exactly the weights an uninterrupted run reaches; a
+    finished run is left untouched (the result says ``already_finished``). The main
+    process holds the run directory's lock throughout.
     """
     run_dir = Path(out_dir)
-    _check_run_dir(run_dir, config, resume)
+    main = process_state(config.train.cpu).is_main_process
+    with locked(run_dir, enabled=main):
+        _check_run_dir(run_dir, config, resume)
+        if resume and RunDir(run_dir).finished():
+            steps = int(RunDir(run_dir).read_info().get("steps", 0))
+            return TrainResult(TrainState(step=steps), steps, {}, {}, already_finished=True)
+        return _train(config, data_dir, run_dir, resume, quiet, callbacks, main)
+
+
+def _train(config: RunConfig, data_dir: str | Path | None, run_dir: Path, resume: bool,
+           quiet: bool, callbacks: Sequence[Callable[[TrainState], None]],
+           main: bool) -> TrainResult:
     data_dir = _dataset_dir(run_dir, data_dir, resume)
     dataset = load_dataset(data_dir)
     model = build_model(config, dataset)
-    main = process_state(config.train.cpu).is_main_process
     info = run_info(config, dataset, data_dir, "training")
     if main:
         RunDir(run_dir).start(config, info)
     reference = {k: info[k] for k in ("dataset", "dataset_name", "backbone")}
     trainer = Trainer(model, dataset, config, run_dir, reference=reference, quiet=quiet,
                       callbacks=callbacks)
-    result = trainer.fit(resume=resume)
+    try:
+        result = trainer.fit(resume=resume)
+    except BaseException as exc:
+        if main:  # never left saying "training": interrupted (resumable) or failed
+            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            RunDir(run_dir).write_info({**info, "status": status,
+                                        "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        raise
     if main:
         _finish(run_dir, config, dataset, info, reference, result)
     return result

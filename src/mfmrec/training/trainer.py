@@ -53,6 +53,7 @@ from mfmrec.training import checkpoint as ckpt_io
 from mfmrec.training.config import RunConfig, TrainConfig
 from mfmrec.training.data import EpochBatchSampler, Shard, begin_epoch, build_loader
 from mfmrec.training.efficiency import MemoryMonitor, efficiency_report
+from mfmrec.training.integrity import DivergenceGuard
 from mfmrec.training.progress import MetricsLog, ProgressDisplay
 
 _PREFIX = "model."  # parameter names inside _LossModule
@@ -77,6 +78,7 @@ class TrainResult:
     trainable: dict[str, torch.Tensor]  # final trainable tensors (main process; else empty)
     last_loss: float | None = None
     history: list[dict] = field(default_factory=list)
+    already_finished: bool = False  # resume of a finished run: nothing was trained
 
 
 class _LossModule(nn.Module):
@@ -205,6 +207,7 @@ class Trainer:
             optimizer_groups(self.model, cfg.weight_decay), lr=cfg.lr, betas=cfg.adam_betas,
             eps=cfg.adam_eps)
         self.wrapped, self.optimizer = acc.prepare(_LossModule(self.model), optimizer)
+        self.guard = DivergenceGuard(acc, self.run_dir)
         warmup = int(cfg.warmup_ratio * self.total_steps)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer.optimizer,
@@ -240,6 +243,7 @@ class Trainer:
 
     def _checkpoint(self) -> None:
         acc = self.accelerator
+        self.guard.weights(self.model, self.state.step)
         trainable = self.trainable_state()
         optim = get_optimizer_state_dict(
             self.wrapped, self.optimizer.optimizer,
@@ -276,6 +280,7 @@ class Trainer:
         for i in range(n):
             loss += self._micro_step(next(batches), i == n - 1, 1.0 / n) / n
             st.samples += self.sampler.batch_len(st.batch + i) * acc.num_processes
+        self.guard.loss(loss, st.step + 1)
         if cfg.grad_clip > 0:
             acc.clip_grad_norm_(self.wrapped.parameters(), cfg.grad_clip)
         self.optimizer.step()
