@@ -101,7 +101,7 @@ USAGE_ERRORS = {
     "k zero": (["recommend", "RUN", "--user", "u1", "--k", "0"], "--k"),
     "k negative": (["recommend", "RUN", "--user", "u1", "--k", "-3"], "--k"),
     "unknown command": (["bogus"], "No such command"),
-    "missing required option": (["recommend", "RUN"], "Missing option '--user'"),
+    "missing required option": (["explain", "RUN", "--item", "i1"], "Missing option '--user'"),
     "unknown option": (["train", "cfg.yaml", "--bogus"], "No such option: --bogus"),
 }
 

@@ -46,3 +46,14 @@ def test_the_table_files_prompt_less_models_under_the_seen_prompts_and_bounds_th
     console = Console(record=True, width=200)
     print_table(table, spans, console)
     assert "SIMULATED" in console.export_text()
+
+
+def test_serve_command_names_the_multimodal_run_first_and_quotes_paths(tmp_path):
+    import shlex
+
+    runs = {"text-only": tmp_path / "runs" / "text-only", "sasrec": tmp_path / "runs" / "sasrec",
+            "multimodal": tmp_path / "my runs" / "multimodal"}
+    line = demo.serve_command(runs)
+    words = shlex.split(line)
+    assert words[:2] == ["mfmrec", "serve"]
+    assert words[2:] == [str(runs[x]) for x in ("multimodal", "sasrec", "text-only")]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shlex
+from pathlib import Path
 
 import pytest
 
@@ -47,6 +49,12 @@ def test_demo_writes_one_table_with_intervals_and_resumes(tmp_path, monkeypatch,
     out = capsys.readouterr().out
     assert "popularity" in out and "sasrec" in out and "paired bootstrap 95%" in out
     assert "Recommended next" in out and "Warning" not in out
+    # the last line is the command that opens the runs in the browser, with real run dirs
+    serve = [line for line in out.splitlines() if line.startswith("mfmrec serve ")]
+    assert len(serve) == 1 and out.rstrip().endswith(serve[0])
+    dirs = [Path(p) for p in shlex.split(serve[0])[2:]]
+    assert [d.name for d in dirs] == ["multimodal", "sasrec", "text-only"]
+    assert all((d / "final").is_dir() and d.parent == tmp_path / "out" / "runs" for d in dirs)
     report = (tmp_path / "out" / "report.md").read_text()
     assert "| multimodal |" in report and "SIMULATED" in report
     # a second run reuses every finished step and prints the same table

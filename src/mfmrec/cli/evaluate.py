@@ -99,19 +99,11 @@ def evaluate_cmd(
     console.print(f"wrote {json_path} and {md_path}")
 
 
-def recommend_cmd(
-    run_dir: Path = RUN_DIR, user: str = typer.Option(..., "--user", help=USER_HELP),
-    k: int = typer.Option(10, "--k", min=1, help="How many items."), data: Path = DATA,
-    prompt: str = PROMPT,
-    include_seen: bool = typer.Option(False, "--include-seen", help="Scoring models: keep "
-                                      "items the user already interacted with."),
-) -> None:
-    """Print the top-k items for a user, given the user's full history."""
+def _one_user_table(run, user: str, k: int, prompt: str | None, include_seen: bool) -> Table:
     import torch  # lazy: torch, ~1.4 s; keeps --help fast
 
     from mfmrec.evaluation.evaluator import recommend_top_k  # lazy: torch, ~1.4 s
 
-    run = _load(run_dir, data)
     ds = run.dataset
     u = resolve_index(user, ds.user_ids, ds.user_index, "user")
     if "sequential" not in run.model.tasks:
@@ -131,7 +123,52 @@ def recommend_cmd(
                           ds.titles[item] or "")
         else:
             table.add_row(str(rank), "—", f"invalid item {item}", "")
-    Console().print(table)
+    return table
+
+
+def _check_mode(user: str | None, all_users: bool, out: Path | None) -> None:
+    if user is not None and all_users:
+        raise MfmrecError("--user and --all-users are mutually exclusive: give one")
+    if user is None and not all_users:
+        raise MfmrecError("give --user ID (print one user's list) or --all-users --out "
+                          "FILE.parquet (export every user's)")
+    if all_users and out is None:
+        raise MfmrecError("--all-users needs --out FILE.parquet")
+    if out is not None and not all_users:
+        raise MfmrecError("--out is for --all-users (with --user the list is printed)")
+
+
+def recommend_cmd(
+    run_dir: Path = RUN_DIR, user: str = typer.Option(None, "--user", help=USER_HELP),
+    all_users: bool = typer.Option(False, "--all-users", help="Every user of the dataset, "
+                                   "to the Parquet file --out (one row per user and rank)."),
+    out: Path = typer.Option(None, "--out", help="With --all-users: the .parquet file to "
+                             "write (atomically)."),
+    k: int = typer.Option(10, "--k", min=1, help="How many items."), data: Path = DATA,
+    prompt: str = PROMPT,
+    include_seen: bool = typer.Option(False, "--include-seen", help="Scoring models: keep "
+                                      "items the user already interacted with."),
+    batch_size: int = typer.Option(256, "--batch-size", min=1, help="With --all-users: "
+                                   "users per model call."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Print the top-k items for a user, given the user's full history; or, with
+    --all-users, write every user's top-k to a Parquet file."""
+    _check_mode(user, all_users, out)
+    run = _load(run_dir, data)
+    console = Console()
+    if not all_users:
+        console.print(_one_user_table(run, user, k, prompt, include_seen))
+        return
+    from mfmrec.pipelines.batch import (
+        recommend_all,  # lazy: pulls in torch and the evaluator (~1.4 s)
+    )
+
+    path = recommend_all(run, k, out, batch_size=batch_size, include_seen=include_seen,
+                         quiet=quiet, prompt=prompt, console=console)
+    n = run.dataset.num_users
+    console.print(f"wrote {path}: top-{min(k, run.dataset.num_items)} for {n} users"
+                  + (" (SIMULATED data)" if run.dataset.simulated else ""))
 
 
 def _request(ds, u: int, i: int, rating: float | None, feature: str | None) -> tuple[dict, str]:
@@ -210,6 +247,8 @@ def report_cmd(
             typer.echo(text)
         else:
             console.print(Markdown(text))
+    if not split:
+        _print_curves(run_dir, console)
     for name in splits:
         results = load_report(run_dir, name)
         md = Path(run_dir) / "eval" / f"{name}.md"
@@ -217,6 +256,17 @@ def report_cmd(
             typer.echo(md.read_text())
         else:
             print_report(results, console)
+
+
+def _print_curves(run_dir: Path, console: Console) -> None:
+    from mfmrec.training.curves import (
+        CURVES,  # lazy: imports training/ (torch); only `report` needs the file name
+    )
+
+    path = Path(run_dir) / CURVES
+    if path.is_file():
+        console.print(f"training curves (loss, learning rate, samples/s): {path}",
+                      markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:

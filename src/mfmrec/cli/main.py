@@ -38,6 +38,7 @@ COMMAND_MODULES = [
     "mfmrec.cli.train",
     "mfmrec.cli.pretrain",
     "mfmrec.cli.evaluate",
+    "mfmrec.cli.compare",
 ]
 RESUMABLE = ("train", "pretrain")  # commands whose interrupted runs continue with --resume
 

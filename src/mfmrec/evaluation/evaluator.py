@@ -288,17 +288,30 @@ def recommend_top_k(model: Recommender, users: torch.Tensor, histories: list[tor
                     ) -> np.ndarray:
     """(B, k) items for users, best first: the model's own list when it generates one,
     else the top-k of ``score_items`` (history items removed when ``exclude_history``)."""
+    return recommend_scored(model, users, histories, k, prompt, exclude_history)[0]
+
+
+def recommend_scored(model: Recommender, users: torch.Tensor, histories: list[torch.Tensor],
+                     k: int, prompt: str | None = None, exclude_history: bool = True
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`recommend_top_k` with the scores: ((B, k) items, (B, k) float64 scores).
+
+    A score-based model's scores are its ``score_items`` values; a list-generating model
+    (beam search) exposes no score per item through the contract, so its scores are NaN.
+    """
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
             if model.produces == GENERATED_LIST:
-                return torch.as_tensor(model.recommend(users, histories, k=k, prompt=prompt)
-                                       ).cpu().numpy()
+                items = torch.as_tensor(model.recommend(users, histories, k=k, prompt=prompt)
+                                        ).cpu().numpy()
+                return items, np.full(items.shape, np.nan)
             scores = model.score_items(users, histories, prompt=prompt).float()  # (B, N)
             if exclude_history:
                 mask = M.history_mask(histories, scores.shape[1]).to(scores.device)
                 scores = scores.masked_fill(mask, float("-inf"))
-            return scores.topk(min(k, scores.shape[1]), dim=1).indices.cpu().numpy()
+            top = scores.topk(min(k, scores.shape[1]), dim=1)
+            return top.indices.cpu().numpy(), top.values.double().cpu().numpy()
     finally:
         model.train(was_training)

@@ -265,9 +265,10 @@ def print_section(section: Section, console: Console | None = None) -> None:
 
 
 def bar_chart(runs: dict[str, dict], path: str | Path, task: str = "sequential",
-              metrics: tuple[str, ...] = ("HR@10", "NDCG@10"), title: str | None = None) -> Path:
+              metrics: tuple[str, ...] = ("HR@10", "NDCG@10"), title: str | None = None,
+              xlabel: str = "model (prompt)", ylabel: str = "score") -> Path:
     """A grouped bar chart (PNG) of ``metrics`` for every (run, prompt); Agg backend, no
-    display needed."""
+    display needed. A missing metric raises instead of plotting a zero."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazy: matplotlib, ~0.4 s
     from matplotlib.figure import Figure  # lazy: matplotlib, ~0.4 s; only bar charts need it
 
@@ -276,19 +277,24 @@ def bar_chart(runs: dict[str, dict], path: str | Path, task: str = "sequential",
         prompts = res.get("tasks", {}).get(task, {}).get("prompts", {})
         for p in sorted(prompts, key=prompt_order):
             labels.append(name if p == "-" else f"{name} ({p})")
-            values.append([prompts[p].get(m, 0.0) for m in metrics])
+            missing = [m for m in metrics if m not in prompts[p]]
+            if missing:
+                raise MfmrecError(f"bar chart: {name} ({p}) has no {missing[0]} result")
+            values.append([prompts[p][m] for m in metrics])
     if not labels:
         raise MfmrecError(f"bar chart: no run has {task} results")
-    fig = Figure(figsize=(max(4.0, 1.2 * len(labels) + 1.5), 3.6))
+    fig = Figure(figsize=(max(5.5, 1.2 * len(labels) + 1.5), 3.8))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     width = 0.8 / len(metrics)
     for j, metric in enumerate(metrics):
         xs = [i + (j - (len(metrics) - 1) / 2) * width for i in range(len(labels))]
-        ax.bar(xs, [v[j] for v in values], width=width, label=metric)
+        bars = ax.bar(xs, [v[j] for v in values], width=width, label=metric)
+        ax.bar_label(bars, fmt="%.3f", fontsize=8)
     ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
-    ax.set_ylabel("score")
-    ax.set_title(title or TITLES.get(task, task))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title or TITLES.get(task, task), fontsize=10)
     ax.legend()
     fig.tight_layout()
     path = Path(path)

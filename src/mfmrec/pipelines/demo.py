@@ -13,7 +13,8 @@
    direct B-5 over the 100 stored candidates; a paired bootstrap gives the 95% interval
    of multimodal - text-only;
 7. print one table, one user's history and recommendations with titles, and write
-   ``OUT/summary.json`` and ``OUT/report.md``.
+   ``OUT/summary.json`` and ``OUT/report.md``; end with the ``mfmrec serve`` command that
+   opens the trained runs in the browser.
 
 Every step is skipped when its output exists, so an interrupted demo resumes. Configs
 are embedded here so the demo runs from an installed package as well as a checkout.
@@ -22,6 +23,7 @@ are embedded here so the demo runs from an installed package as well as a checko
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import time
 from pathlib import Path
@@ -174,6 +176,16 @@ def train_all(out: Path, data_dir: Path, quiet: bool, console: Console) -> dict[
     return runs
 
 
+SERVE_ORDER = ("multimodal", "sasrec", "text-only")  # the runs `mfmrec serve` opens, in order
+
+
+def serve_command(runs: dict[str, Path]) -> str:
+    """The one command that opens the demo's trained runs in the browser."""
+
+    labels = [x for x in SERVE_ORDER if x in runs] + [x for x in runs if x not in SERVE_ORDER]
+    return " ".join(["mfmrec", "serve", *(shlex.quote(str(runs[x])) for x in labels)])
+
+
 def run_demo(out: Path, seed: int = 0, quiet: bool = False) -> dict:
     """Run every step (each skipped when done); write ``OUT/summary.json`` and report."""
     from transformers.utils import logging as hf_logging  # lazy: transformers, ~0.6 s
@@ -207,10 +219,12 @@ def run_demo(out: Path, seed: int = 0, quiet: bool = False) -> dict:
                "protocols": {"A-3": "full ranking over all items, history excluded (VIP5: "
                              "exact full-catalogue log-likelihoods)",
                              "B-5": "the 100 stored test candidates (exact scores)"},
-               "runs": {k: str(v) for k, v in runs.items()}}
+               "runs": {k: str(v) for k, v in runs.items()}, "serve": serve_command(runs)}
     write_json(out / "summary.json", summary)
     (out / "report.md").write_text(
         "# mfmrec demo (SIMULATED data)\n\n" + markdown_table(table, spans)
         + "\n## Example\n\n```\n" + example + "\n```\n")
     console.print(f"demo finished in {summary['elapsed_s']:.0f} s; report: {out / 'report.md'}")
+    console.print("open the runs in the browser:", style="bold")
+    console.print(summary["serve"], markup=False, highlight=False, soft_wrap=True)
     return summary

@@ -10,6 +10,7 @@ Layout of ``RUN_DIR``::
     final/               trainable.safetensors + config.yaml + reference.json
     efficiency.json      parameters, seconds per epoch, samples/s, peak memory
     report.md            the same as a Markdown report
+    curves.png           loss, learning rate and samples/s over steps (from metrics.jsonl)
     .lock                the pid of the process writing the run (mfmrec.training.lock)
 
 :class:`RunDir` is the one place that knows these names. :func:`train` (what
@@ -40,6 +41,7 @@ from mfmrec.io import atomic_dir, atomic_file, write_json
 from mfmrec.models import registry
 from mfmrec.training.checkpoint import TRAINABLE, latest_checkpoint, load_tensors, save_tensors
 from mfmrec.training.config import RESUMABLE_CHANGES, RunConfig, differences, resolve
+from mfmrec.training.curves import CURVES, write_curves
 from mfmrec.training.efficiency import rows_of, to_markdown
 from mfmrec.training.integrity import finite, locked
 from mfmrec.training.trainer import Trainer, TrainResult, TrainState, process_state
@@ -71,6 +73,11 @@ class RunDir:
             raise ConfigError(f"{self.path}: not a run directory (no {CONFIG})")
         data = apply_overrides(load_yaml(path), list(overrides))
         return resolve(data, source=str(path))
+
+    @property
+    def curves(self) -> Path:
+        """The training-curves PNG (written when training finishes)."""
+        return self.path / CURVES
 
     def read_info(self) -> dict:
         path = self.path / INFO
@@ -256,6 +263,8 @@ def _finish(run_dir: Path, config: RunConfig, dataset, info: dict, reference: di
     run = RunDir(run_dir)
     run.write_final(result.trainable, config, {**reference, "step": result.state.step})
     write_json(run.path / "efficiency.json", result.efficiency)
+    write_curves(run.path, f"{config.model_name} on {dataset.name}"
+                 + (" (SIMULATED data)" if dataset.simulated else ""))
     (run.path / "report.md").write_text(report_markdown(run_dir, config, dataset, result))
     run.write_info({**info, "status": "finished", "steps": result.state.step,
                     "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
@@ -272,6 +281,8 @@ def report_markdown(run_dir: Path, config: RunConfig, dataset, result: TrainResu
         f"- optimizer steps: {result.state.step} of {result.total_steps} "
         f"({result.state.epoch} full epochs)",
         f"- last logged loss: {loss}",
+        *([f"- training curves: `{Path(run_dir) / CURVES}` (loss, learning rate, samples/s)"]
+          if (Path(run_dir) / CURVES).is_file() else []),
         f"- device: {eff.get('device')}, processes: {eff.get('processes')}, "
         f"precision: {eff.get('precision')}",
         "", "## Efficiency (this session)", "", to_markdown(eff),
