@@ -160,9 +160,7 @@ def recommend_cmd(
     if not all_users:
         console.print(_one_user_table(run, user, k, prompt, include_seen))
         return
-    from mfmrec.pipelines.batch import (
-        recommend_all,  # lazy: pulls in torch and the evaluator (~1.4 s)
-    )
+    from mfmrec.pipelines.batch import recommend_all  # lazy: torch + evaluator, ~1.4 s
 
     path = recommend_all(run, k, out, batch_size=batch_size, include_seen=include_seen,
                          quiet=quiet, prompt=prompt, console=console)
@@ -259,9 +257,7 @@ def report_cmd(
 
 
 def _print_curves(run_dir: Path, console: Console) -> None:
-    from mfmrec.training.curves import (
-        CURVES,  # lazy: imports training/ (torch); only `report` needs the file name
-    )
+    from mfmrec.training.curves import CURVES  # lazy: training/ imports torch
 
     path = Path(run_dir) / CURVES
     if path.is_file():
