@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "mfmrec.cli.train",
     "mfmrec.cli.pretrain",
     "mfmrec.cli.evaluate",
+    "mfmrec.cli.serve",
 ]
 
 
