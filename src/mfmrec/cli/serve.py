@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+import sys
 from pathlib import Path
 
 import typer
 
 from mfmrec.errors import ConfigError
 
+SWITCH_INTERVAL_S = 0.0005
 RUN_DIRS = typer.Argument(..., help="Run directories written by `mfmrec train`, all trained "
                           "on the same dataset; their models are served side by side.")
 
@@ -56,6 +58,9 @@ def serve_cmd(
     from mfmrec.training.runs import load_run
 
     runs = [load_run(run_dir) for run_dir in run_dirs]
+    # the event loop and the model thread share the GIL: a short switch interval keeps
+    # the loop answering while a large batch runs (CPython's default is 5 ms)
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     if no_batching:
         max_batch, max_wait_ms = 1, 0.0
     app = create_app(runs, max_batch=max_batch, max_wait_ms=max_wait_ms)

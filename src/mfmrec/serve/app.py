@@ -20,6 +20,7 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from mfmrec.errors import MfmrecError
 from mfmrec.serve import schemas as S
 from mfmrec.serve.catalog import BadInput, NotFound
 from mfmrec.serve.service import Ranked, Service
@@ -29,6 +30,7 @@ NOT_FOUND = {404: {"description": "Unknown user, item or model (detail names the
 ITEM_ID = "External item id"
 USER_ID = "External user id"
 MODEL = "A model key from /api/info; omitted: every loaded model"
+ASSUMED_RATING = 5.0  # explanation prompts ask for a rating; a recommendation is liked
 
 
 def create_app(runs: Sequence[Any], max_batch: int = 32, max_wait_ms: float = 5.0) -> FastAPI:
@@ -162,21 +164,37 @@ def _model_routes(app: FastAPI, service: Service) -> None:
     @app.get("/api/users/{user_id}/explanations/{item_id}", response_model=S.Explanations,
              tags=["explanations"], responses=NOT_FOUND)
     async def explanations(user_id: str, item_id: str,
-                           model: str | None = Query(None, description=MODEL)) -> dict:
+                           model: str | None = Query(None, description=MODEL),
+                           rating: float | None = Query(None, ge=1, le=5, description=(
+                               "Rating to explain; default: the user's review of the item, "
+                               f"else {ASSUMED_RATING}"))) -> dict:
+        """A generated explanation of why the user would like the item, from every model
+        that declares the explanation task (or the one named)."""
         u, i = cat.user(user_id), cat.item(item_id)
         names = chosen(model, "explanation")
         request = cat.explanation_request(u, i)
+        note = None
+        if rating is not None:
+            request["rating"] = rating
+        elif request["rating"] is None:
+            request["rating"] = ASSUMED_RATING
+            note = (f"no review of this item by this user: explained for rating "
+                    f"{ASSUMED_RATING:g} (pass ?rating= for another)")
         texts = [{"model": n, "name": service.models[n].model.name,
                   "text": await _guarded(n, service.explain(n, request))} for n in names]
-        note = None if texts else "none of the loaded models generates explanations"
-        return {"user": user_id, "item": cat.item_json(i), "explanations": texts,
-                "note": note}
+        if not texts:
+            note = "none of the loaded models generates explanations"
+        return {"user": user_id, "item": cat.item_json(i), "rating": request["rating"],
+                "explanations": texts, "note": note}
 
 
 async def _guarded(name: str, call: Awaitable[Any]) -> Any:
-    """A model failure answers 500 naming the model, for this request only."""
+    """A model failure answers 500 naming the model, for this request only; a request
+    the model's prompt cannot be filled from answers 422."""
     try:
         return await call
+    except MfmrecError as exc:  # the request lacks what the model's prompt needs
+        raise HTTPException(422, f"model {name}: {exc}") from None
     except Exception as exc:
         log.exception("model %s failed", name)
         raise HTTPException(500, f"model {name} failed: {type(exc).__name__}: {exc}") from None

@@ -98,5 +98,6 @@ class Explanation(BaseModel):
 class Explanations(BaseModel):
     user: str
     item: Item
+    rating: float | None = Field(description="The rating the explanation is for")
     explanations: list[Explanation]
-    note: str | None = Field(description="Why there is no explanation, when there is none")
+    note: str | None = Field(description="What was assumed, or why there is no explanation")
