@@ -1,11 +1,12 @@
 """Micro-batching: concurrent requests for one key become one call of a batch function.
 
-A request joins the queue of its key (model, k). When the key was idle, a drain task
-starts, waits at most ``max_wait_ms`` for concurrent requests to join (not at all once
-``max_batch`` are queued), and runs the batch function once over up to ``max_batch`` of
-them in a worker thread, off the event loop. Requests that arrive during that call queue
-up and form the next batch at once, without another wait, so a busy model is called with
-large batches and an idle one answers after a few ms. An
+A request joins the queue of its key (model, k). One drain task per key takes up to
+``max_batch`` queued requests, after waiting at most ``max_wait_ms`` for the queue to
+fill when it holds fewer, and runs the batch function once over all of them in a worker
+thread, off the event loop. Requests that arrive meanwhile queue up for the next call
+(the wait before each call also catches the clients that answer a finished batch with new
+requests at once), so a busy model is called with large batches and an idle one answers
+after a few ms. An
 exception in a call fails exactly the requests of that call. ``max_batch=1`` with no wait
 is one model call per request (``--no-batching``).
 """
@@ -82,9 +83,9 @@ class MicroBatcher:
     async def _drain(self, key: Hashable) -> None:
         queue = self._queues[key]
         try:
-            if len(queue) < self.max_batch and self.max_wait > 0:
-                await asyncio.sleep(self.max_wait)  # idle until now: let concurrent ones join
-            while queue:  # later batches gathered while the previous call ran
+            while queue:
+                if len(queue) < self.max_batch and self.max_wait > 0:
+                    await asyncio.sleep(self.max_wait)  # let concurrent requests join
                 batch = [queue.popleft() for _ in range(min(self.max_batch, len(queue)))]
                 await self._run(key, batch)
         finally:
