@@ -39,6 +39,7 @@ COMMAND_MODULES = [
     "mfmrec.cli.pretrain",
     "mfmrec.cli.evaluate",
     "mfmrec.cli.compare",
+    "mfmrec.cli.serve",
 ]
 RESUMABLE = ("train", "pretrain")  # commands whose interrupted runs continue with --resume
 
