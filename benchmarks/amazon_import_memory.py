@@ -6,7 +6,8 @@ importer, before any data) and the wall time of ``import_amazon``. Inputs: the r
 Musical Instruments 5-core file (if ``--shared`` has it) and SIMULATED files in the
 same 2014 schema, written to ``--tmp`` (never into the repository): ``--scales`` times
 the real file's 10,261 reviews, with Zipf-like items and, like a raw unfiltered dump,
-70% of reviews by one-off users (so the 5-core keeps a minority), 1% exact repeats and review texts of 20-120 words.
+70% of reviews by one-off users (so the 5-core keeps a minority), 1% exact repeats
+and review texts of 20-120 words.
 
     PYTHONPATH=src python benchmarks/amazon_import_memory.py --scales 1,5,10
     # the importer before the change, same files:

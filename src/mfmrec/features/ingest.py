@@ -3,7 +3,8 @@
 * URLs come from an Amazon metadata file (``imUrl`` in the 2014 dump, whose lines are
   Python literals; ``imageURLHighRes`` then ``imageURL`` in the 2018 dump, JSON lines;
   in the 2023 release, items are keyed by ``parent_asin`` and ``images`` holds dicts:
-  the ``MAIN`` variant first, its ``large`` URL preferred; plain or gzipped), or, without one, from ``attributes["image_url"]`` that the Amazon
+  the ``MAIN`` variant first, its ``large`` URL preferred; plain or gzipped), or,
+  without one, from ``attributes["image_url"]`` that the Amazon
   importer stores. Downloads land in ``<dataset>/images/`` and are referenced relative
   to the dataset, so the folder stays movable.
 * A local folder of ``<item id>.<ext>`` files is referenced in place (absolute paths).
