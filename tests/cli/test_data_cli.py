@@ -127,13 +127,13 @@ def test_demo_command_passes_out_and_seed(tmp_path, run_cli, monkeypatch):
 
 @pytest.mark.parametrize("command", [
     ("data",), ("data", "import"), ("data", "import", "p5"), ("data", "import", "amazon"),
-    ("data", "import", "recbole"), ("data", "import", "products"), ("data", "demo"),
-    ("data", "stats"), ("data", "images"),
+    ("data", "import", "recbole"), ("data", "import", "products"),
+    ("data", "import", "microlens"), ("data", "demo"), ("data", "stats"), ("data", "images"),
 ])
 def test_help_reads_like_documentation(command, run_cli):
     code, stdout, _ = run_cli(*command, "--help")
     assert code == 0 and "Usage:" in stdout
-    if command[-1] in ("p5", "amazon", "recbole", "products"):
+    if command[-1] in ("p5", "amazon", "recbole", "products", "microlens"):
         for option in ("--out", "--seed", "--indexing", "--negatives"):
             assert option in stdout
 

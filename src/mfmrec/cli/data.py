@@ -19,6 +19,7 @@ from rich.table import Table
 
 from mfmrec.data import RawDataset, load_dataset, write_dataset
 from mfmrec.data.importers.amazon import import_amazon
+from mfmrec.data.importers.microlens import import_microlens
 from mfmrec.data.importers.p5 import import_p5
 from mfmrec.data.importers.products import import_products
 from mfmrec.data.importers.recbole import import_recbole
@@ -78,11 +79,12 @@ def import_p5_cmd(
 @import_app.command("amazon")
 def import_amazon_cmd(
     reviews: Path = typer.Argument(..., help="Amazon reviews, one JSON object per line "
-                                   "(.json or .json.gz; 2014 or 2018 schema)."),
+                                   "(.json/.jsonl, or .gz; the 2014, 2018 or 2023 release, "
+                                   "detected from the fields; 2023 items are parent_asin)."),
     out: Path = OUT,
-    meta: Path = typer.Option(None, "--meta", help="Amazon meta file (.json[.gz]; JSON or "
-                              "the 2014 Python-literal lines) for titles, brand, categories, "
-                              "price and image URL."),
+    meta: Path = typer.Option(None, "--meta", help="Amazon meta file (.json[l][.gz]; JSON or "
+                              "the 2014 Python-literal lines; 2023 meta keyed by parent_asin) "
+                              "for titles, brand, categories, price and image URL."),
     kcore: int = typer.Option(5, "--kcore", help="Keep only users and items with at least "
                               "this many reviews, iterated until stable (0 = no filtering)."),
     seed: int = SEED, indexing: str = INDEXING, negatives: int = NEG,
@@ -106,6 +108,23 @@ def import_recbole_cmd(
 ) -> None:
     """Import RecBole atomic files (typed, tab-separated .inter/.item)."""
     _finish(lambda: import_recbole(src, name=name), out, seed, indexing, negatives)
+
+
+@import_app.command("microlens")
+def import_microlens_cmd(
+    src: Path = typer.Argument(..., help="MicroLens folder: <name>_pairs.csv (user,item,"
+                               "timestamp; or <name>_pairs.tsv: user<TAB>items in time "
+                               "order), optional <name>_titles.csv or <name>_title_en.csv "
+                               "(item,title) and covers/<item>.jpg (or <name>_covers/)."),
+    out: Path = OUT, seed: int = SEED, indexing: str = INDEXING, negatives: int = NEG,
+    name: str = typer.Option(None, help="Dataset name (default: <name>, lower-cased)."),
+) -> None:
+    """Import MicroLens-50k/100k (micro-videos: interactions, titles, cover images).
+
+    Sequences follow the timestamps (milliseconds are stored in seconds); equal times
+    keep the file's order. Covers are linked in place.
+    """
+    _finish(lambda: import_microlens(src, name=name), out, seed, indexing, negatives)
 
 
 @import_app.command("products")

@@ -2,7 +2,9 @@
 
 * URLs come from an Amazon metadata file (``imUrl`` in the 2014 dump, whose lines are
   Python literals; ``imageURLHighRes`` then ``imageURL`` in the 2018 dump, JSON lines;
-  plain or gzipped), or, without one, from ``attributes["image_url"]`` that the Amazon
+  in the 2023 release, items are keyed by ``parent_asin`` and ``images`` holds dicts:
+  the ``MAIN`` variant first, its ``large`` URL preferred; plain or gzipped), or,
+  without one, from ``attributes["image_url"]`` that the Amazon
   importer stores. Downloads land in ``<dataset>/images/`` and are referenced relative
   to the dataset, so the folder stays movable.
 * A local folder of ``<item id>.<ext>`` files is referenced in place (absolute paths).
@@ -23,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mfmrec.data import load_dataset
+from mfmrec.data.importers.amazon_2023 import image_url_2023
 from mfmrec.errors import DataError, located
 from mfmrec.features.download import DownloadConfig, download_images, summarize
 from mfmrec.features.images import images_from_folder, load_image
@@ -47,7 +50,9 @@ def _parse_line(line: str, path: Path, lineno: int) -> dict:
 
 
 def url_of(record: dict) -> str | None:
-    """The best image URL of one metadata record (high resolution first)."""
+    """The best image URL of one metadata record (high resolution first; 2023 ``images``)."""
+    if isinstance(record.get("images"), list) and "parent_asin" in record:
+        return image_url_2023(record["images"])
     for key in ("imageURLHighRes", "imageURL", "imUrl"):
         value = record.get(key)
         if isinstance(value, list):
@@ -70,7 +75,7 @@ def image_urls_from_meta(path: str | Path, wanted: set[str] | None = None) -> di
                 if not line.strip():
                     continue
                 rec = _parse_line(line, path, lineno)
-                asin = rec.get("asin")
+                asin = rec.get("asin", rec.get("parent_asin"))
                 if not isinstance(asin, str) or (wanted is not None and asin not in wanted):
                     continue
                 url = url_of(rec)

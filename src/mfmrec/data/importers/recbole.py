@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mfmrec.data.importers.amazon import iter_lines
+from mfmrec.data.importers.records import iter_lines
 from mfmrec.data.raw import RawDataset
 from mfmrec.errors import DataError, located
 
