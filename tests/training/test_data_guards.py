@@ -118,3 +118,22 @@ def test_a_full_disk_while_logging_metrics_is_one_line(run_cli, tiny_data, tmp_p
     assert code == 2 and err.count("\n") == 1, err
     assert f"{out / 'metrics.jsonl'}: cannot write (No space left on device)" in err
     assert _leftovers(out) == []
+
+
+@pytest.mark.slow
+def test_a_demo_reimported_with_another_seed_is_refused_by_evaluate(run_cli, tmp_path):
+    from pathlib import Path
+
+    config = Path(__file__).resolve().parents[2] / "configs" / "bpr-mf.yaml"
+    data, out = tmp_path / "D", tmp_path / "R"
+    assert run_cli("data", "demo", "--out", data)[0] == 0
+    code, _, err = run_cli("train", config, "train.max_steps=1", "train.epochs=1",
+                           "model.dim=4", "--data", data, "--out", out, "--quiet")
+    assert code == 0, err
+    assert run_cli("data", "demo", "--out", data, "--seed", 1)[0] == 2  # no --force
+    assert run_cli("evaluate", out, "--quiet", "--users", "5")[0] == 0
+    assert run_cli("data", "demo", "--out", data, "--seed", 1, "--force")[0] == 0
+    code, _, err = run_cli("evaluate", out, "--quiet", "--users", "5")
+    assert code == 2 and err.count("\n") == 1
+    assert f"{data}: the dataset changed since {out} was trained" in err
+    assert "changed: dataset.json, interactions.parquet, items.parquet" in err

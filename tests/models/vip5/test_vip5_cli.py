@@ -92,7 +92,12 @@ def test_loading_a_backbone_hides_the_weights_bar_only_for_the_load():
 
     from mfmrec.models.vip5.backbone import no_loading_bar
 
+    was = hf_logging.is_progress_bar_enabled()
     hf_logging.enable_progress_bar()
-    with no_loading_bar():
-        assert not hf_logging.is_progress_bar_enabled()
-    assert hf_logging.is_progress_bar_enabled()
+    try:
+        with no_loading_bar():
+            assert not hf_logging.is_progress_bar_enabled()
+        assert hf_logging.is_progress_bar_enabled()
+    finally:
+        if not was:
+            hf_logging.disable_progress_bar()
