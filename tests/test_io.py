@@ -73,3 +73,87 @@ def test_write_json_is_stable(tmp_path):
     assert text == (tmp_path / "b.json").read_text()
     assert text.endswith("}\n") and text.index('"a"') < text.index('"b"')
     assert json.loads(text) == {"a": [1, 2], "b": 1}
+
+
+def _full(*args, **kwargs):
+    import errno
+
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_in_atomic_file_names_the_file_and_leaves_nothing(tmp_path, monkeypatch):
+    from mfmrec.io import WriteError
+
+    target = tmp_path / "out.json"
+    target.write_text("old")
+    with pytest.raises(WriteError) as info, atomic_file(target) as fh:
+        monkeypatch.setattr(fh, "write", _full)
+        fh.write("new")
+    assert str(info.value) == (f"{target}: cannot write (No space left on device); nothing "
+                               f"was changed at {target}")
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_a_full_disk_in_atomic_dir_names_the_final_path(tmp_path):
+    from mfmrec.io import WriteError
+
+    target = tmp_path / "ds"
+    with (pytest.raises(WriteError) as info, atomic_dir(target) as tmp,
+          atomic_file(tmp / "sub" / "a.bin", "wb")):
+        _full()
+    assert str(info.value).startswith(f"{target / 'sub' / 'a.bin'}: cannot write")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_swap_puts_the_old_folder_back(tmp_path, monkeypatch):
+    import os
+
+    from mfmrec.io import WriteError
+
+    target = tmp_path / "ds"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    real = os.replace
+
+    def second_fails(src, dst):
+        if ".tmp-" in str(src):
+            _full()
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", second_fails)
+    with pytest.raises(WriteError), atomic_dir(target) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert [p.name for p in tmp_path.iterdir()] == ["ds"]
+    assert (target / "old.txt").read_text() == "old"
+
+
+def test_feature_stores_and_reports_fail_in_one_line(tmp_path, monkeypatch):
+    import torch
+
+    from mfmrec.evaluation import report
+    from mfmrec.features import store
+    from mfmrec.io import WriteError
+
+    monkeypatch.setattr(store, "save", lambda *a, **k: b"x")
+    real = store.atomic_file
+
+    class Full:
+        write = staticmethod(_full)
+
+    def full(path, mode="w"):
+        import contextlib
+
+        @contextlib.contextmanager
+        def ctx():
+            with real(path, mode):
+                yield Full()
+        return ctx()
+
+    monkeypatch.setattr(store, "atomic_file", full)
+    with pytest.raises(WriteError, match="features/f.safetensors: cannot write"):
+        store.save_features(tmp_path, "f", torch.zeros(2, 3), torch.zeros(2), {})
+    monkeypatch.setattr(report, "render_markdown", lambda results: _full())
+    with pytest.raises(WriteError, match="eval/test.md: cannot write"):
+        report.write_report(tmp_path / "run", "test", {})
+    assert not list((tmp_path / "features").glob(".*"))
+    assert [p.name for p in (tmp_path / "run" / "eval").iterdir()] == ["test.json"]

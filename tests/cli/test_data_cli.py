@@ -113,7 +113,7 @@ def test_demo_command_passes_out_and_seed(tmp_path, run_cli, monkeypatch):
 
     calls = []
 
-    def fake_build(out, seed=0):
+    def fake_build(out, seed=0, force=False):
         calls.append((out, seed))
         raw = RawDataset(name="fake", user_ids=["u"], item_ids=["a", "b", "c", "d"],
                          sequences=[[0, 1, 2]], simulated=True)

@@ -90,9 +90,11 @@ def test_review_splits_partition_the_reviews(ds):
     assert sum(sizes) == 9 and sizes[0] >= 3
 
 
-def test_rewriting_a_dataset_replaces_it(tmp_path):
+def test_rewriting_a_dataset_needs_force_and_replaces_it(tmp_path):
     out = write_dataset(tiny_raw(), tmp_path / "d", num_negatives=3)
-    write_dataset(tiny_raw(), out, num_negatives=4)
+    with pytest.raises(DataError, match="already holds a dataset; pass --force"):
+        write_dataset(tiny_raw(), out, num_negatives=4)
+    write_dataset(tiny_raw(), out, num_negatives=4, force=True)
     assert load_dataset(out).candidates("test").items.shape == (2, 5)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
 

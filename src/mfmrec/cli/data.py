@@ -23,6 +23,7 @@ from mfmrec.data.importers.microlens import import_microlens
 from mfmrec.data.importers.p5 import import_p5
 from mfmrec.data.importers.products import import_products
 from mfmrec.data.importers.recbole import import_recbole
+from mfmrec.data.writer import check_out
 from mfmrec.errors import DataError
 
 data_app = typer.Typer(help="Import, generate and inspect datasets.", no_args_is_help=True)
@@ -38,6 +39,8 @@ INDEXING = typer.Option(
          "(P5's first-appearance order; reproduces the paper and its known leakage).",
 )
 NEG = typer.Option(99, "--negatives", help="Frozen negatives per user for direct recommendation.")
+FORCE = typer.Option(False, "--force", help="Replace an existing dataset at --out (atomically; "
+                     "its derived features/, ids/... are dropped, and said so).")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
 
 
@@ -58,10 +61,12 @@ def _io_errors() -> Iterator[None]:
 
 
 def _finish(read: Callable[[], RawDataset], out: Path, seed: int, indexing: str,
-            negatives: int, note: str = "") -> None:
+            negatives: int, note: str = "", force: bool = False) -> None:
     """Read the source and write the dataset under :func:`_io_errors`, then report."""
+    check_out(out, force)  # before reading: refuse an existing dataset at once
     with _io_errors():
-        write_dataset(read(), out, seed=seed, indexing=indexing, num_negatives=negatives)
+        write_dataset(read(), out, seed=seed, indexing=indexing, num_negatives=negatives,
+                      force=force)
     _report(out, note)
 
 
@@ -71,9 +76,10 @@ def import_p5_cmd(
                                "datamaps.json, optional item_titles.tsv)."),
     out: Path = OUT, seed: int = SEED, indexing: str = INDEXING, negatives: int = NEG,
     name: str = typer.Option(None, help="Dataset name (default: the folder name)."),
+    force: bool = FORCE,
 ) -> None:
     """Import a P5/VIP5 split (Amazon Beauty, Sports, ...)."""
-    _finish(lambda: import_p5(src, name=name), out, seed, indexing, negatives)
+    _finish(lambda: import_p5(src, name=name), out, seed, indexing, negatives, force=force)
 
 
 @import_app.command("amazon")
@@ -89,6 +95,7 @@ def import_amazon_cmd(
                               "this many reviews, iterated until stable (0 = no filtering)."),
     seed: int = SEED, indexing: str = INDEXING, negatives: int = NEG,
     name: str = typer.Option(None, help="Dataset name (default: from the file name)."),
+    force: bool = FORCE,
 ) -> None:
     """Import a raw Amazon review dump with k-core filtering, reviews and explanations.
 
@@ -96,7 +103,7 @@ def import_amazon_cmd(
     Each review gets an explanation sentence and a feature word derived from its text.
     """
     _finish(lambda: import_amazon(reviews, meta, kcore=kcore, name=name), out, seed,
-            indexing, negatives)
+            indexing, negatives, force=force)
 
 
 @import_app.command("recbole")
@@ -105,9 +112,11 @@ def import_recbole_cmd(
                                "(and optional <name>.item), or the .inter file."),
     out: Path = OUT, seed: int = SEED, indexing: str = INDEXING, negatives: int = NEG,
     name: str = typer.Option(None, help="Dataset name (default: the .inter file's stem)."),
+    force: bool = FORCE,
 ) -> None:
     """Import RecBole atomic files (typed, tab-separated .inter/.item)."""
-    _finish(lambda: import_recbole(src, name=name), out, seed, indexing, negatives)
+    _finish(lambda: import_recbole(src, name=name), out, seed, indexing, negatives,
+            force=force)
 
 
 @import_app.command("microlens")
@@ -140,6 +149,7 @@ def import_products_cmd(
                                      "to remove from titles (e.g. baseColour,articleType) so "
                                      "only the photo shows them."),
     name: str = typer.Option(None, help="Dataset name (default: fashion-products-sim)."),
+    force: bool = FORCE,
 ) -> None:
     """Import a product-photo catalogue with SIMULATED users and reviews.
 
@@ -149,7 +159,7 @@ def import_products_cmd(
     hide = tuple(a.strip() for a in hide_in_text.split(",") if a.strip())
     _finish(lambda: import_products(styles, images, users=users, seed=seed, hide_in_text=hide,
                                     min_len=min_len, max_len=max_len, name=name),
-            out, seed, indexing, negatives, note=" (SIMULATED users)")
+            out, seed, indexing, negatives, note=" (SIMULATED users)", force=force)
 
 
 @data_app.command("demo")
@@ -157,12 +167,13 @@ def demo_cmd(
     out: Path = OUT,
     seed: int = typer.Option(0, "--seed", help="Seed of the simulated users, items and "
                              "images."),
+    force: bool = FORCE,
 ) -> None:
     """Write the small embedded demo dataset (SIMULATED users and drawn product images)."""
     from mfmrec.data.demo import build_demo  # lazy: PIL, ~15 ms; only `data demo` draws images
 
     with _io_errors():
-        path = build_demo(out, seed=seed)
+        path = build_demo(out, seed=seed, force=force)
     _report(Path(path))
 
 

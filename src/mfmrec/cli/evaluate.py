@@ -20,13 +20,15 @@ DATA = typer.Option(None, "--data", help="Dataset directory (default: the one re
                     "RUN_DIR/run.json).")
 PROMPT = typer.Option(None, "--prompt", help="Prompt id for prompt-based models (e.g. A-3, "
                       "C-12); default: the model's own.")
+ALLOW = typer.Option(False, "--allow-changed-data", help="Use the run even if its dataset "
+                     "changed since training (default: refuse, naming the changed files).")
 USER_HELP = "User: external id (e.g. a reviewer id) or #INDEX for the internal index."
 
 
-def _load(run_dir: Path, data: Path | None):
+def _load(run_dir: Path, data: Path | None, allow_changed_data: bool = False):
     from mfmrec.training.runs import load_run  # lazy: pulls in torch and the registry
 
-    run = load_run(run_dir, data)
+    run = load_run(run_dir, data, allow_changed_data=allow_changed_data)
     if run.weights != "final":  # an unfinished run: say which weights are used
         typer.echo(f"note: {Path(run_dir) / 'final'} missing (the run did not finish); "
                    f"using the latest checkpoint, {run.weights}", err=True)
@@ -78,6 +80,7 @@ def evaluate_cmd(
     exclude_history: bool = typer.Option(None, "--exclude-history/--keep-history",
                                          help="Full ranking: drop items the user already has."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    allow_changed_data: bool = ALLOW,
 ) -> None:
     """Evaluate a trained run; writes RUN_DIR/eval/<split>.json and .md and prints the tables.
 
@@ -86,7 +89,7 @@ def evaluate_cmd(
     from mfmrec.evaluation.evaluator import evaluate  # lazy: torch, ~1.4 s; keeps --help fast
     from mfmrec.evaluation.report import print_report, write_report  # lazy: torch, ~1.4 s
 
-    run = _load(run_dir, data)
+    run = _load(run_dir, data, allow_changed_data)
     cfg = _eval_config(run, tasks=_csv(tasks), prompts=_csv(prompts), split=split,
                        users=users, direct_scorer=direct_scorer,
                        sequential_scorer=sequential_scorer, batch_size=batch_size,
@@ -151,11 +154,12 @@ def recommend_cmd(
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="With --all-users: "
                                    "users per model call."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    allow_changed_data: bool = ALLOW,
 ) -> None:
     """Print the top-k items for a user, given the user's full history; or, with
     --all-users, write every user's top-k to a Parquet file."""
     _check_mode(user, all_users, out)
-    run = _load(run_dir, data)
+    run = _load(run_dir, data, allow_changed_data)
     console = Console()
     if not all_users:
         console.print(_one_user_table(run, user, k, prompt, include_seen))
@@ -194,9 +198,10 @@ def explain_cmd(
                                  "user's review of the item, if any)."),
     feature: str = typer.Option(None, "--feature", help="Feature word for feature-based "
                                 "prompts (default: from the review, if any)."),
+    allow_changed_data: bool = ALLOW,
 ) -> None:
     """Print a generated explanation of why a user would like an item."""
-    run = _load(run_dir, data)
+    run = _load(run_dir, data, allow_changed_data)
     ds = run.dataset
     u = resolve_index(user, ds.user_ids, ds.user_index, "user")
     i = resolve_index(item, ds.item_ids, ds.item_index, "item")
@@ -206,8 +211,12 @@ def explain_cmd(
     run.model.eval()
     import torch  # lazy: torch, ~1.4 s; keeps --help fast
 
-    with torch.no_grad():
-        (text,) = run.model.explain([request], prompt=prompt)
+    try:
+        with torch.no_grad():
+            (text,) = run.model.explain([request], prompt=prompt)
+    except MfmrecError as exc:  # name the pair as the user typed it
+        raise MfmrecError(f"--user {user} ({ds.user_ids[u]}), --item {item} "
+                          f"({ds.item_ids[i]}): {exc}") from None
     console = Console()
     title = ds.titles[i] or ds.item_ids[i]
     console.print(f"[bold]user[/bold] {ds.user_ids[u]} (#{u})  [bold]item[/bold] "

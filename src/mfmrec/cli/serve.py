@@ -45,6 +45,9 @@ def serve_cmd(
     no_batching: bool = typer.Option(False, "--no-batching", help="One model call per "
                                      "request (for comparison)."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+    allow_changed_data: bool = typer.Option(False, "--allow-changed-data", help="Serve runs "
+                                            "whose dataset changed since training (default: "
+                                            "refuse, naming the changed files)."),
 ) -> None:
     """Serve recommendations, explanations and item photos over HTTP, with a web page at /
     and the API's documentation at /docs."""
@@ -57,7 +60,7 @@ def serve_cmd(
     from mfmrec.serve import create_app  # lazy: fastapi + the evaluator, torch (~2 s)
     from mfmrec.training.runs import load_run  # lazy: torch and the registry (~2 s)
 
-    runs = [load_run(run_dir) for run_dir in run_dirs]
+    runs = [load_run(run_dir, allow_changed_data=allow_changed_data) for run_dir in run_dirs]
     # the event loop and the model thread share the GIL: a short switch interval keeps
     # the loop answering while a large batch runs (CPython's default is 5 ms)
     sys.setswitchinterval(SWITCH_INTERVAL_S)

@@ -270,9 +270,10 @@ def read_truth(data_dir: str | Path) -> tuple[pa.Table, pa.Table]:
 
 def build_demo(
     out: Path, seed: int = 0, *, num_users: int = 500, num_items: int = 200,
-    min_len: int = 5, max_len: int = 15, image_size: int = 64,
+    min_len: int = 5, max_len: int = 15, image_size: int = 64, force: bool = False,
 ) -> Path:
-    """Generate the demo dataset into ``out`` (atomically) and return ``out``.
+    """Generate the demo dataset into ``out`` (atomically) and return ``out``; an existing
+    dataset there is replaced only with ``force`` (see :func:`write_dataset`).
 
     Deterministic in ``seed``: the same seed gives byte-identical parquet and PNG files.
     """
@@ -313,4 +314,4 @@ def build_demo(
         pq.write_table(item_truth, tmp / "simulation" / "items.parquet", compression="zstd")
         pq.write_table(user_truth, tmp / "simulation" / "users.parquet", compression="zstd")
 
-    return write_dataset(raw, out, seed=seed, indexing="random", assets=assets)
+    return write_dataset(raw, out, seed=seed, indexing="random", assets=assets, force=force)

@@ -17,6 +17,7 @@ Layout of a prepared dataset directory::
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -115,28 +116,48 @@ def validate(raw: RawDataset, source: str) -> None:
             raise DataError(f"{source}: user {raw.user_ids[u]} refers to an unknown item")
 
 
-def check_out(out: Path) -> None:
-    """Refuse to replace anything at ``out`` but a prepared dataset or an empty folder.
+def check_out(out: Path, force: bool = False) -> None:
+    """Refuse to write into an existing non-empty ``out`` unless ``force``; even then,
+    replace only a prepared dataset.
 
     The write replaces ``out`` as a whole, so a mistyped ``--out ~`` must not delete a
-    user's folder.
+    user's folder, and a dataset that runs were trained on is not replaced by accident.
     """
-    if not out.exists():
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
         return
-    replaceable = out.is_dir() and ((out / "dataset.json").is_file() or not any(out.iterdir()))
-    if not replaceable:
+    if not (out.is_dir() and (out / "dataset.json").is_file()):
         raise DataError(f"{out}: exists and is not an mfmrec dataset; refusing to replace it "
                         "(choose a new --out directory)")
+    if not force:
+        raise DataError(f"{out}: already holds a dataset; pass --force to replace it (runs "
+                        "trained on it will then refuse the changed data), or choose a new "
+                        "--out directory")
+
+
+def dropped_entries(out: Path, tmp: Path) -> list[str]:
+    """What replacing ``out`` by ``tmp`` drops: entries of ``out`` (derived data such as
+    ``features/``, ``ids/``, ``tokenizers/``) that the new dataset does not have."""
+    if not out.is_dir():
+        return []
+    return sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir()
+                  if not p.name.startswith(".") and not (tmp / p.name).exists())
+
+
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr)
 
 
 def write_dataset(
     raw: RawDataset, out: str | Path, *, seed: int = 2022, indexing: str = "random",
     num_negatives: int = 99, assets: Callable[[Path], None] | None = None,
+    force: bool = False, note: Callable[[str], None] = _stderr,
 ) -> Path:
     """Split, sample negatives, index items and write ``raw`` to ``out`` atomically.
 
     ``assets(tmp_dir)``, when given, writes extra files (e.g. the demo's images) into the
-    temporary directory before it is renamed into place.
+    temporary directory before it is renamed into place. An existing dataset at ``out``
+    is replaced only with ``force`` (in one rename; on failure it stays as it was), and
+    ``note`` gets one line listing the derived folders of the old one that are dropped.
     """
     if indexing not in S.INDEXINGS:
         raise DataError(f"--indexing: expected one of {', '.join(S.INDEXINGS)}, got {indexing}")
@@ -144,7 +165,7 @@ def write_dataset(
         raise DataError(f"--negatives: expected a non-negative integer, got {num_negatives}")
     validate(raw, raw.provenance.get("source", raw.name))
     out = Path(out)
-    check_out(out)
+    check_out(out, force)
     # independent streams so changing one part never shifts another
     rng_idx, rng_rev, rng_neg = (np.random.default_rng([seed, k]) for k in range(3))
     labels = S.leave_one_out([len(s) for s in raw.sequences])
@@ -178,6 +199,10 @@ def write_dataset(
         if assets is not None:
             assets(tmp)
         write_json(tmp / "dataset.json", meta)
+        dropped = dropped_entries(out, tmp)
+    if dropped:
+        note(f"note: {out}: replaced; dropped the old dataset's derived data, which no "
+             f"longer matches: {', '.join(dropped)}")
     return out
 
 

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from mfmrec.errors import ConfigError, DataError
 from mfmrec.io import atomic_dir, atomic_file, write_json
@@ -51,9 +51,11 @@ def _cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     """Write ``tensors`` to ``path`` and record its sha256 in ``checksums.json`` beside it."""
     path = Path(path)
-    save_file(_cpu(tensors), str(path), metadata={"format": "pt"})
+    blob = save(_cpu(tensors), metadata={"format": "pt"})
+    with atomic_file(path, "wb") as fh:  # a failed write: one line naming the file
+        fh.write(blob)
     sums = _read_checksums(path.parent)
-    sums[path.name] = sha256_of(path)
+    sums[path.name] = hashlib.sha256(blob).hexdigest()
     write_json(path.parent / CHECKSUMS, sums)
 
 

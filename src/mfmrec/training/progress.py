@@ -20,7 +20,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from mfmrec.io import atomic_file
+from mfmrec.io import atomic_file, write_error
 
 
 class MetricsLog:
@@ -41,9 +41,12 @@ class MetricsLog:
     def write(self, record: dict) -> None:
         if not self.enabled:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a") as fh:
-            fh.write(json.dumps(record, sort_keys=True) + "\n")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a") as fh:
+                fh.write(json.dumps(record, sort_keys=True) + "\n")
+        except OSError as exc:  # a resume drops any partial line after its checkpoint
+            raise write_error(exc, self.path) from None
 
     def read(self) -> list[dict]:
         if not self.path.is_file():

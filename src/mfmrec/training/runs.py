@@ -20,6 +20,7 @@ the registry. Only the main process writes; every process trains.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import re
@@ -36,7 +37,7 @@ from rich.table import Table
 import mfmrec
 from mfmrec.config import apply_overrides, load_yaml
 from mfmrec.data import load_dataset
-from mfmrec.errors import ConfigError, DataError
+from mfmrec.errors import ConfigError, DataError, MfmrecError
 from mfmrec.io import atomic_dir, atomic_file, write_json
 from mfmrec.models import registry
 from mfmrec.training.checkpoint import TRAINABLE, latest_checkpoint, load_tensors, save_tensors
@@ -44,6 +45,7 @@ from mfmrec.training.config import RESUMABLE_CHANGES, RunConfig, differences, re
 from mfmrec.training.curves import CURVES, write_curves
 from mfmrec.training.efficiency import rows_of, to_markdown
 from mfmrec.training.integrity import finite, locked
+from mfmrec.training.provenance import FINGERPRINT, check_data, data_fingerprint
 from mfmrec.training.trainer import Trainer, TrainResult, TrainState, process_state
 
 CONFIG, INFO, FINAL = "config.yaml", "run.json", "final"
@@ -116,15 +118,20 @@ class RunDir:
         return source / TRAINABLE
 
     def load(self, data_dir: str | Path | None = None, checkpoint: str | Path | None = None,
-             overrides: Sequence[str] = ()) -> LoadedRun:
+             overrides: Sequence[str] = (), allow_changed_data: bool = False) -> LoadedRun:
         """Rebuild the run's model: the config from ``config.yaml`` (with ``overrides``),
         the data from ``data_dir`` (default: the dataset recorded in ``run.json``), the
-        weights from :meth:`weights`."""
+        weights from :meth:`weights`. The recorded dataset must still match the run's
+        fingerprint of it (:func:`~mfmrec.training.provenance.check_data`) unless
+        ``allow_changed_data``; another ``data_dir`` is the caller's choice."""
         config = self.read_config(overrides)
-        if data_dir is None:
-            data_dir = self.read_info().get("dataset")
-            if not data_dir:
-                raise ConfigError(f"{self.path}/{INFO}: no dataset path recorded; pass data_dir")
+        info = self.read_info()
+        recorded = info.get("dataset")
+        if data_dir is None and not recorded:
+            raise ConfigError(f"{self.path}/{INFO}: no dataset path recorded; pass data_dir")
+        data_dir = Path(data_dir if data_dir is not None else recorded)
+        if recorded and data_dir.resolve() == Path(recorded).resolve():
+            check_data(info, data_dir, self.path, allow_changed_data)
         dataset = load_dataset(data_dir)
         model = build_model(config, dataset)
         source = self.weights(checkpoint)
@@ -159,9 +166,10 @@ class LoadedRun:
 
 
 def load_run(run_dir: str | Path, data_dir: str | Path | None = None,
-             checkpoint: str | Path | None = None, overrides: Sequence[str] = ()) -> LoadedRun:
-    """``RunDir(run_dir).load(data_dir, checkpoint, overrides)``."""
-    return RunDir(run_dir).load(data_dir, checkpoint, overrides)
+             checkpoint: str | Path | None = None, overrides: Sequence[str] = (),
+             allow_changed_data: bool = False) -> LoadedRun:
+    """``RunDir(run_dir).load(data_dir, checkpoint, overrides, allow_changed_data)``."""
+    return RunDir(run_dir).load(data_dir, checkpoint, overrides, allow_changed_data)
 
 
 def build_model(config: RunConfig, dataset) -> Any:
@@ -210,6 +218,7 @@ def run_info(config: RunConfig, dataset, data_dir: Path, status: str) -> dict:
         "versions": {"mfmrec": mfmrec.__version__,
                      "torch": torch.__version__, "python": platform.python_version()},
         "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        FINGERPRINT: data_fingerprint(config.to_dict()["model"], data_dir),
     }
 
 
@@ -250,8 +259,9 @@ def _train(config: RunConfig, data_dir: str | Path | None, run_dir: Path, resume
     except BaseException as exc:
         if main:  # never left saying "training": interrupted (resumable) or failed
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-            RunDir(run_dir).write_info({**info, "status": status,
-                                        "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+            with contextlib.suppress(MfmrecError):  # e.g. disk full: report the first error
+                RunDir(run_dir).write_info({**info, "status": status,
+                                            "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
         raise
     if main:
         _finish(run_dir, config, dataset, info, reference, result)
@@ -265,7 +275,8 @@ def _finish(run_dir: Path, config: RunConfig, dataset, info: dict, reference: di
     write_json(run.path / "efficiency.json", result.efficiency)
     write_curves(run.path, f"{config.model_name} on {dataset.name}"
                  + (" (SIMULATED data)" if dataset.simulated else ""))
-    (run.path / "report.md").write_text(report_markdown(run_dir, config, dataset, result))
+    with atomic_file(run.path / "report.md") as fh:
+        fh.write(report_markdown(run_dir, config, dataset, result))
     run.write_info({**info, "status": "finished", "steps": result.state.step,
                     "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
 

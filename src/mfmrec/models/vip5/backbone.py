@@ -10,11 +10,14 @@ trainable tensors, can rebuild the same frozen backbone.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from transformers import T5Config, T5ForConditionalGeneration
+from transformers.utils import logging as hf_logging
 
 from mfmrec.errors import ConfigError
 
@@ -63,6 +66,19 @@ def build_t5(shape: T5Shape, vocab_size: int, *, pad_token_id: int, eos_token_id
     return model.eval()
 
 
+@contextlib.contextmanager
+def no_loading_bar() -> Iterator[None]:
+    """Hide transformers' "Loading weights" bar (stderr noise on every mfmrec command that
+    loads a local backbone) for the block only; the previous setting is restored."""
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
 def load_t5(path: str | Path) -> T5ForConditionalGeneration:
     """Load a local T5 checkpoint directory (config.json + weights)."""
     path = Path(path).expanduser()
@@ -70,7 +86,8 @@ def load_t5(path: str | Path) -> T5ForConditionalGeneration:
         raise ConfigError(f"config field model.backbone: {path} is neither a preset "
                           f"({', '.join(PRESETS)}) nor a checkpoint directory with config.json")
     try:
-        model = T5ForConditionalGeneration.from_pretrained(path)
+        with no_loading_bar():
+            model = T5ForConditionalGeneration.from_pretrained(path)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"config field model.backbone: cannot load {path} "
                           f"({str(exc).splitlines()[0]})") from None

@@ -321,9 +321,11 @@ class VIP5(Recommender):
 
     @torch.no_grad()
     def explain(self, requests: list[dict], prompt: str | None = None) -> list[str]:
-        """Greedy decoding of an explanation per request (user, item, rating, ...)."""
+        """Greedy decoding of an explanation per request (user, item, rating, ...). With no
+        ``prompt``, a request lacking the default prompt's rating gets one that needs none."""
         template = self._template(prompt, self.default_prompts[EXPLANATION], (EXPLANATION,))
-        enc, mask = self._encode(explanation_prompts(self.prompts, requests, template.id))
+        enc, mask = self._encode(explanation_prompts(self.prompts, requests, template.id,
+                                                     fallback=prompt is None))
         out = self.backbone.generate(
             encoder_outputs=enc, attention_mask=mask, do_sample=False, num_beams=1,
             max_new_tokens=self.config.explain_max_tokens)

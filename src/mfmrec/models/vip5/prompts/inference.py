@@ -20,9 +20,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mfmrec.errors import ConfigError
+from mfmrec.errors import ConfigError, DataError
 from mfmrec.models.vip5.prompts.tasks import PromptBuilder, PromptSample
-from mfmrec.models.vip5.prompts.templates import Template, get_template
+from mfmrec.models.vip5.prompts.templates import Template, get_template, templates_of
 
 
 def _array(x) -> np.ndarray:
@@ -81,13 +81,51 @@ def direct_prompts(builder: PromptBuilder, users, candidates, prompt: str = "B-5
     return out
 
 
+#: Input slots of explanation prompts filled from a request field, and what it is called.
+REQUEST_FIELDS = {"star_rating": ("rating", "a star rating"),
+                  "review_headline": ("summary", "a review headline"),
+                  "feature": ("feature", "a feature word")}
+
+
+def _present(value: object) -> bool:
+    return value is not None and not (isinstance(value, str) and not value.strip())
+
+
+def lacking(template: Template, request: dict) -> list[str]:
+    """The request fields ``template`` needs and ``request`` lacks."""
+    return [REQUEST_FIELDS[s][0] for s in template.input_slots
+            if s in REQUEST_FIELDS and not _present(request.get(REQUEST_FIELDS[s][0]))]
+
+
+def _fallback(template: Template, request: dict) -> Template:
+    """``template``, or else the first training template of family C the request fills."""
+    if not lacking(template, request):
+        return template
+    return next(t for t in templates_of("C", training=True) if not lacking(t, request))
+
+
+def _check(template: Template, request: dict) -> Template:
+    missing = lacking(template, request)
+    if missing:
+        what = " and ".join(d for s, (f, d) in REQUEST_FIELDS.items() if f in missing)
+        alt = _fallback(template, request).id
+        raise DataError(f"prompt {template.id} needs {what} ({', '.join(missing)}), which the "
+                        f"request for user #{request['user']} and item #{request['item']} "
+                        f"lacks (no review of it); give it, or use a prompt that needs none, "
+                        f"e.g. {alt}")
+    return template
+
+
 def explanation_prompts(builder: PromptBuilder, requests: Sequence[dict],
-                        prompt: str = "C-3") -> list[PromptSample]:
-    """Explanation prompts, one per request dict."""
+                        prompt: str = "C-3", fallback: bool = False) -> list[PromptSample]:
+    """Explanation prompts, one per request dict. A request lacking a field ``prompt``
+    needs (a rating, a headline, a feature word) is refused in one line naming it, or,
+    with ``fallback``, gets the first training template it fills (C-1 needs none)."""
     template = _template(prompt, "C")
     out = []
     for request in requests:
+        chosen = _fallback(template, request) if fallback else _check(template, request)
         ctx = builder.explanation_context(request)
         has_target = isinstance(ctx.explanation, str) and bool(ctx.explanation.strip())
-        out.append(builder.encode(template, ctx, with_target=has_target))
+        out.append(builder.encode(chosen, ctx, with_target=has_target))
     return out

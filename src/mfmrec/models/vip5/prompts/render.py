@@ -104,7 +104,7 @@ def _need(ctx: PromptContext, field: str, slot: str) -> Any:
     value = getattr(ctx, field)
     if value is None or (isinstance(value, str) and not value.strip()):
         raise DataError(f"prompt slot {slot!r} needs {field}, which is missing "
-                        f"(user {user_number(ctx.user)})")
+                        f"(user #{ctx.user})")
     return value
 
 
