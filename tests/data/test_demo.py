@@ -42,6 +42,7 @@ def _files(root: Path) -> dict[str, bytes]:
             if p.is_file()}
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_bytes(demo, tmp_path):
     again = _files(build_demo(tmp_path / "again", seed=0))
     first = _files(demo)
@@ -51,6 +52,7 @@ def test_same_seed_gives_identical_bytes(demo, tmp_path):
         assert again[name] == data, name
 
 
+@pytest.mark.slow
 def test_other_seed_differs(demo, tmp_path):
     other = _files(build_demo(tmp_path / "other", seed=1))
     first = _files(demo)

@@ -79,6 +79,7 @@ def mi_imports(shared, tmp_path_factory):
             for name, seed in (("a", 2022), ("b", 2022), ("c", 7))]
 
 
+@pytest.mark.slow
 def test_same_seed_gives_byte_identical_splits_and_negatives(mi_imports):
     a, b, c = mi_imports
     for rel in FROZEN:
@@ -88,6 +89,7 @@ def test_same_seed_gives_byte_identical_splits_and_negatives(mi_imports):
     assert not np.array_equal(a.numbers, c.numbers)
 
 
+@pytest.mark.slow
 def test_candidate_lists_on_real_data(mi_imports):
     ds = mi_imports[0]
     for split in ("valid", "test"):
@@ -103,6 +105,7 @@ def test_candidate_lists_on_real_data(mi_imports):
             assert not negatives & set(ds.sequences[u].tolist())
 
 
+@pytest.mark.slow
 def test_review_split_on_real_data(mi_imports):
     ds = mi_imports[0]
     sizes = {s: ds.reviews_of(s).num_rows for s in ("train", "valid", "test")}

@@ -91,6 +91,7 @@ def _dataset(tmp_path: Path, names: list[str], base: str | None = None) -> Path:
     return write_dataset(raw, tmp_path / "ds", num_negatives=1)
 
 
+@pytest.mark.slow
 def test_every_failure_kind_is_reported_and_none_aborts(server, tmp_path):
     names = ["good.jpg", "missing.jpg", "slow.jpg", "huge.jpg", "page.html", "corrupt.jpg",
              "flaky.jpg", "png"]

@@ -239,3 +239,16 @@ def test_every_registered_model_trains_and_evaluates_through_the_contract(name, 
         for entry_ in body["prompts"].values():
             values = [entry_[k] for k in ("HR@1", "HR@5", "NDCG@5") if k in entry_]
             assert all(0.0 <= v <= 1.0 for v in values), (task, entry_)
+
+
+def test_plugins_that_cannot_load_fail_in_one_line(tmp_path):
+    from mfmrec.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="nowhere.py not found"):
+        registry.load_plugin("nowhere.py", tmp_path)
+    broken = tmp_path / "broken.py"
+    broken.write_text("raise RuntimeError('boom')\n")
+    with pytest.raises(ConfigError, match="broken.py failed to import .RuntimeError: boom"):
+        registry.load_plugin("broken.py", tmp_path)
+    with pytest.raises(ConfigError, match="cannot import 'no_such_module_here'"):
+        registry.load_plugin("no_such_module_here")

@@ -16,6 +16,9 @@ TINY = ["--set", "model.hidden=8", "--set", "model.inner=16", "--set", "model.la
         "--set", "model.heads=1"]
 
 
+pytestmark = pytest.mark.slow  # a long end-to-end run; CI runs it
+
+
 def _train(data: Path, run: Path, *extra: str) -> None:
     iisan_quality.main(["train", "sasrec", "--data", str(data), "--run-dir", str(run),
                         "--epochs", "3", "--batch-size", "16", *TINY, *extra])

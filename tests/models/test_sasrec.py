@@ -88,6 +88,7 @@ def test_config_errors_name_the_field():
         tiny(loss="mse")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["ce", "bce"])
 def test_learns_that_item_i_is_followed_by_item_i_plus_one(loss, walk):
     torch.manual_seed(0)

@@ -55,6 +55,7 @@ def test_a_model_defined_in_the_test_folder_trains_and_evaluates_through_the_cli
     assert load_dataset(data).simulated
 
 
+@pytest.mark.slow
 def test_a_missing_plugin_file_is_one_line_and_exit_2(tmp_path):
     config = tmp_path / "bad.yaml"
     config.write_text("plugins: [nowhere.py]\nmodel: {name: toy-markov}\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 
+import pytest
 import torch
 from safetensors.torch import load_file, save_file
 from train_fixtures import launch_cpu
@@ -45,6 +46,7 @@ def _worker(config, data_dir, out):
     save_file(model.trainable_state_dict(), str(out / f"resumed-rank{rank}.safetensors"))
 
 
+@pytest.mark.slow
 def test_two_processes_end_with_identical_weights_and_resume_exactly(
         tiny_data, make_config, tmp_path):
     # 48 pairs, 2 processes x batch 4: 6 steps per epoch, 12 in all; checkpoint at 4

@@ -119,6 +119,7 @@ def test_without_reviews_peter_refuses_with_one_line(tmp_path):
         build_peter(tiny(), ds)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("builder", [build_peter, build_peter_plus])
 def test_learns_to_reproduce_each_items_explanation(builder, walk, walk_text):
     explanation_of, nouns = walk_text

@@ -28,6 +28,7 @@ def small_counts(make_vip5, t5_tokenizer):
     return out
 
 
+@pytest.mark.slow
 def test_t5_small_parameter_budget(small_counts):
     groups = small_counts["adapters"]
     d, r = 512, 64

@@ -76,6 +76,7 @@ def test_adapter_run_trains_new_rows_and_keeps_every_pretrained_weight(make_vip5
         assert torch.equal(model.eval()(batch).logits, again.eval()(batch).logits)
 
 
+@pytest.mark.slow
 def test_full_tuning_resizes_the_table_and_everything_trains(make_vip5, sem_ids, t5_tokenizer):
     model = make_vip5(t5_tokenizer, indexing=SEM, tuning="full", image_tokens=0,
                       image_features=None)
@@ -131,6 +132,7 @@ def test_indexing_errors_name_the_field(make_vip5, demo_data):
         make_vip5(None, indexing="semantic:absent")
 
 
+@pytest.mark.slow
 def test_pretrain_with_semantic_ids_exports_a_backbone_that_knows_the_codes(
         run_cli, demo_data, dataset, sem_ids, tmp_path):
     from pathlib import Path

@@ -10,6 +10,9 @@ from mfmrec.models.vip5.prompts import PLACEHOLDER, TEMPLATES, PromptBuilder, Pr
 K = 2
 
 
+pytestmark = pytest.mark.slow  # a long end-to-end run; CI runs it
+
+
 @pytest.fixture(scope="module")
 def builder(beauty, t5_tokenizer):
     # long enough for 100 candidates with their image tokens: nothing is truncated here
