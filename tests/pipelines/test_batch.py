@@ -82,3 +82,35 @@ def test_bad_out_is_one_line_and_writes_nothing(run_cli, sasrec_run, tmp_path):
     code, _, err = run_cli("recommend", sasrec_run, "--all-users", "--out", tmp_path / "r.csv")
     assert code == 2 and "--out" in err and "parquet" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_recommend_all_in_process_equals_recommend_top_k(tmp_path):
+    """The fast check of the library function on an untrained tiny SASRec (the CLI's
+    equality on trained runs is in the slow tier)."""
+    import torch
+
+    from mfmrec.config import build
+    from mfmrec.data.raw import RawDataset
+    from mfmrec.data.writer import write_dataset
+    from mfmrec.evaluation.evaluator import recommend_top_k
+    from mfmrec.models import registry
+    from mfmrec.pipelines.batch import recommend_all
+    from mfmrec.training.runs import LoadedRun
+
+    seqs = [[(u * 3 + t) % 15 for t in range(5)] for u in range(9)]
+    raw = RawDataset(name="walk", user_ids=[f"u{u}" for u in range(9)],
+                     item_ids=[f"i{i}" for i in range(15)], sequences=seqs,
+                     provenance={"source": "simulated walk"}, simulated=True)
+    ds = load_dataset(write_dataset(raw, tmp_path / "data", seed=0, num_negatives=3))
+    entry = registry.get("sasrec")
+    torch.manual_seed(0)
+    model = entry.builder(build(entry.config_cls, {"hidden": 8, "inner": 16, "max_len": 6}),
+                          ds).eval()
+    run = LoadedRun(model=model, dataset=ds, config=None, run_dir=tmp_path / "run")
+    out = recommend_all(run, 4, tmp_path / "recs.parquet", batch_size=4, quiet=True)
+    rows = pq.read_table(out).to_pylist()
+    assert len(rows) == 9 * 4
+    for u in range(ds.num_users):
+        want = recommend_top_k(model, torch.tensor([u]),
+                               [torch.as_tensor(ds.sequences[u], dtype=torch.long)], 4)[0]
+        assert [r["item"] for r in rows if r["user_index"] == u] == want.tolist(), u
