@@ -151,3 +151,17 @@ def test_micro_batching_gathers_concurrent_requests_into_fewer_calls(app, runs, 
         hist = torch.as_tensor(dataset.sequences[u], dtype=torch.long)
         alone = recommend_top_k(model, torch.tensor([u]), [hist], 5)[0]
         assert got == [dataset.item_ids[i] for i in np.asarray(alone)]
+
+
+def test_a_model_not_trained_on_explanations_is_labelled_so():
+    from types import SimpleNamespace
+
+    from mfmrec.serve.service import ServedModel
+
+    def served(tasks):
+        config = SimpleNamespace(model=SimpleNamespace(tasks=tasks))
+        return ServedModel("m", SimpleNamespace(config=config, model=None))
+
+    assert served(["sequential", "direct", "explanation"]).trained_on_explanations
+    assert not served(["sequential", "direct"]).trained_on_explanations
+    assert served(None).trained_on_explanations  # a model config without tasks

@@ -182,6 +182,12 @@ def _model_routes(app: FastAPI, service: Service) -> None:
                     f"{ASSUMED_RATING:g} (pass ?rating= for another)")
         texts = [{"model": n, "name": service.models[n].model.name,
                   "text": await _guarded(n, service.explain(n, request))} for n in names]
+        untrained = [n for n in names if not service.models[n].trained_on_explanations]
+        if untrained:  # say so: such text is what an untrained prompt produces
+            note = "; ".join(filter(None, [note, (
+                f"{', '.join(untrained)}: not trained on explanations (run config "
+                "model.tasks), so the text is what the untrained explanation prompt "
+                "produces")]))
         if not texts:
             note = "none of the loaded models generates explanations"
         return {"user": user_id, "item": cat.item_json(i), "rating": request["rating"],

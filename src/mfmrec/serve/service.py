@@ -44,6 +44,13 @@ class ServedModel:
     def explains(self) -> bool:
         return EXPLANATION in self.model.tasks
 
+    @property
+    def trained_on_explanations(self) -> bool:
+        """Whether the run's config trained the explanation task (VIP5's ``model.tasks``);
+        a model whose config names no tasks trained every task it declares."""
+        trained = getattr(self.run.config.model, "tasks", None) if self.run.config else None
+        return trained is None or EXPLANATION in trained
+
     def info(self) -> dict:
         return {"key": self.key, "name": self.model.name, "produces": self.model.produces,
                 "tasks": sorted(self.model.tasks), "explains": self.explains,
