@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from mfmrec.errors import MfmrecError
+from mfmrec.errors import DataError, MfmrecError
 
 
 class WriteError(MfmrecError):
@@ -113,3 +113,18 @@ def write_json(path: str | os.PathLike, obj: object) -> None:
     with atomic_file(path) as fh:
         json.dump(obj, fh, indent=2, sort_keys=True)
         fh.write("\n")
+
+
+def read_json_object(path: str | os.PathLike, what: str) -> dict | None:
+    """The JSON object in ``path`` (None when the file is missing); a damaged file or
+    another JSON value is one :class:`DataError` naming the file and ``what`` it held."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: unreadable {what} ({exc})") from None
+    if not isinstance(value, dict):
+        raise DataError(f"{path}: expected a JSON object ({what})")
+    return value

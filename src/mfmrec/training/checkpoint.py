@@ -33,7 +33,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from mfmrec.errors import ConfigError, DataError
-from mfmrec.io import atomic_dir, atomic_file, write_json
+from mfmrec.io import atomic_dir, atomic_file, read_json_object, write_json
 from mfmrec.training.config import RunConfig
 
 FORMAT_VERSION = 1
@@ -84,16 +84,7 @@ def sha256_of(path: Path) -> str:
 
 
 def _read_checksums(folder: Path) -> dict[str, str]:
-    path = folder / CHECKSUMS
-    if not path.is_file():
-        return {}
-    try:
-        sums = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: unreadable checksums ({exc})") from None
-    if not isinstance(sums, dict):
-        raise DataError(f"{path}: expected a mapping of file names to sha256")
-    return sums
+    return read_json_object(folder / CHECKSUMS, "checksums (file name -> sha256)") or {}
 
 
 def rng_state() -> tuple[dict[str, torch.Tensor], dict]:

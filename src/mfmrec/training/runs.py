@@ -21,7 +21,6 @@ the registry. Only the main process writes; every process trains.
 from __future__ import annotations
 
 import contextlib
-import json
 import platform
 import re
 import time
@@ -37,8 +36,8 @@ from rich.table import Table
 import mfmrec
 from mfmrec.config import apply_overrides, load_yaml
 from mfmrec.data import load_dataset
-from mfmrec.errors import ConfigError, DataError, MfmrecError
-from mfmrec.io import atomic_dir, atomic_file, write_json
+from mfmrec.errors import ConfigError, MfmrecError
+from mfmrec.io import atomic_dir, atomic_file, read_json_object, write_json
 from mfmrec.models import registry
 from mfmrec.training.checkpoint import TRAINABLE, latest_checkpoint, load_tensors, save_tensors
 from mfmrec.training.config import RESUMABLE_CHANGES, RunConfig, differences, resolve
@@ -82,16 +81,7 @@ class RunDir:
         return self.path / CURVES
 
     def read_info(self) -> dict:
-        path = self.path / INFO
-        if not path.is_file():
-            return {}
-        try:
-            info = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DataError(f"{path}: unreadable run info ({exc})") from None
-        if not isinstance(info, dict):
-            raise DataError(f"{path}: expected a JSON object")
-        return info
+        return read_json_object(self.path / INFO, "run info") or {}
 
     def finished(self) -> bool:
         """Whether training ran to its end (``final/`` written, run.json says so)."""
