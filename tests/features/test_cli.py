@@ -50,7 +50,7 @@ def test_data_images_from_a_folder_and_user_errors(run_cli, make_dataset, tmp_pa
     assert load_dataset(root).image_paths()[2] == (folder / "I2.png").resolve()
 
     code, _, err = run_cli("features", "extract", root, "--encoder", "clip-rn50")
-    assert code == 2 and "ViT-only" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "RN50.pt" in err and len(err.strip().splitlines()) == 1
     code, _, err = run_cli("features", "extract", tmp_path / "nowhere")
     assert code == 2 and "dataset directory not found" in err
 

@@ -16,8 +16,9 @@ features_app = typer.Typer(help="Item features: extract with an image/text encod
 ENCODER_HELP = (
     "efficientnet-lite0 (default; real ImageNet weights from the installed package), "
     "clip-vit-b32 | clip-vit-b16 | clip-vit-l14 (need --model-path to a local CLIP folder), "
+    "clip-rn50 | clip-rn101 (need --model-path to OpenAI's RN50.pt / RN101.pt), "
     "minilm (all-MiniLM-L6-v2 title features), or hf:PATH (any local Hugging Face text model, "
-    "mean-pooled). clip-rn50/clip-rn101 are refused: transformers has no ResNet CLIP tower."
+    "mean-pooled)."
 )
 
 
@@ -26,7 +27,8 @@ def extract_cmd(
     data_dir: Path = typer.Argument(..., help="A prepared dataset directory."),
     encoder: str = typer.Option("efficientnet-lite0", "--encoder", "-e", help=ENCODER_HELP),
     model_path: Path = typer.Option(None, "--model-path", help="Local weights: a model folder "
-                                    "(CLIP, hf) or a .pth state dict (efficientnet-lite0)."),
+                                    "(CLIP ViT, hf), a .pth state dict (efficientnet-lite0) or "
+                                    "OpenAI's RN50.pt / RN101.pt (clip-rn50 / clip-rn101)."),
     images: Path = typer.Option(None, "--images", help="Read images from this folder of "
                                 "<item id>.<ext> files instead of the dataset's image column."),
     batch_size: int = typer.Option(32, "--batch-size", help="Items per forward pass."),

@@ -6,11 +6,9 @@ ignored) or a saved vision-only model. Nothing is downloaded: ``--model-path`` m
 at a folder that already holds the weights (see docs/benchmarks.md, "Getting real CLIP
 weights").
 
-``clip-rn50`` and ``clip-rn101`` (the ResNet towers VIP5's released features use) are
-refused: transformers implements CLIP's image tower only as a ViT, so no class there
-can hold those weights, and loading them into a ViT would be silently wrong. Their
-features can be made with OpenAI's ``clip`` package and brought in with
-``mfmrec features import``.
+``clip-rn50`` and ``clip-rn101`` (the ResNet towers VIP5's released features use) are not
+here: transformers implements CLIP's image tower only as a ViT, so they are our own
+module, :mod:`mfmrec.features.clip_resnet`, loading OpenAI's ``RN50.pt``/``RN101.pt``.
 """
 
 from __future__ import annotations
@@ -29,19 +27,8 @@ HUB_IDS = {
     "clip-vit-b16": "openai/clip-vit-base-patch16",
     "clip-vit-l14": "openai/clip-vit-large-patch14",
 }
-RESNETS = ("clip-rn50", "clip-rn101")
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-def _reject_resnet(name: str) -> None:
-    raise ConfigError(
-        f"--encoder {name}: transformers has no ResNet CLIP image tower "
-        "(CLIPVisionModel is ViT-only), so these weights cannot be loaded here. Use "
-        "clip-vit-b32 with --model-path, or compute RN50/RN101 features with OpenAI's `clip` "
-        f"package, save one <item id>.npy per item, and run `mfmrec features import DATA_DIR "
-        f"--name {name} --from DIR`."
-    )
 
 
 def _crop_of(value) -> int | None:
@@ -101,8 +88,6 @@ class ClipImageEncoder(Encoder):
 
     def __init__(self, name: str, model_path: str | Path | None, device: str = "cpu"):
         super().__init__(device)
-        if name in RESNETS:
-            _reject_resnet(name)
         if name not in HUB_IDS:
             raise ConfigError(f"--encoder {name}: expected one of {', '.join(HUB_IDS)}")
         if not model_path:

