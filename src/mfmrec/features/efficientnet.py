@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from mfmrec.errors import ConfigError
 from mfmrec.features.base import Encoder, pad_stack
@@ -99,6 +100,8 @@ class EfficientNetLite0(nn.Module):
         self._conv_head = SameConv2d(cin, HEAD, 1)
         self._bn1 = nn.BatchNorm2d(HEAD, eps=BN_EPS)
         self._fc = nn.Linear(HEAD, num_classes)
+        # activation checkpointing per MBConv block (recomputed in backward), training only
+        self.checkpoint_blocks = False
 
     def forward_layers(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Globally average-pooled states: stem, the output of each of the 7 stages, head.
@@ -107,8 +110,9 @@ class EfficientNetLite0(nn.Module):
         """
         h = F.relu6(self._bn0(self._conv_stem(x)))  # (B, 32, H/2, W/2)
         pooled = [h.mean(dim=(2, 3))]
+        recompute = self.checkpoint_blocks and self.training and torch.is_grad_enabled()
         for i, block in enumerate(self._blocks):
-            h = block(h)
+            h = checkpoint(block, h, use_reentrant=False) if recompute else block(h)
             if i in self.stage_ends:
                 pooled.append(h.mean(dim=(2, 3)))
         h = F.relu6(self._bn1(self._conv_head(h)))  # (B, 1280, H/32, W/32)

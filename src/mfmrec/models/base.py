@@ -63,6 +63,17 @@ def task_of_prompt(prompt_id: str) -> str:
     return task
 
 
+def enable_hf_checkpointing(model: nn.Module) -> None:
+    """Non-reentrant activation checkpointing of a transformers model's layers (inputs
+    without grad, frozen weights and injected adapters all work with it)."""
+    kwargs = {"use_reentrant": False}
+    enable = getattr(model, "activation_checkpointing_enable", None)  # the name since 5.x
+    if enable is not None:
+        enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
 class Recommender(nn.Module):
     """Base class of every model; see the module docstring for the contract."""
 
@@ -114,6 +125,13 @@ class Recommender(nn.Module):
 
     def predict_rating(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError(f"{self.name} cannot predict ratings")
+
+    def enable_activation_checkpointing(self) -> None:
+        """Recompute the activations of large blocks in backward instead of storing them
+        (``train.activation_checkpointing``); the gradients stay the same. Models without
+        large activations keep this default, a one-line error."""
+        raise ConfigError(f"config field train.activation_checkpointing: {self.name} does "
+                          "not support it (no large activations to recompute); set it false")
 
 # ---- persistence -------------------------------------------------------------------
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:

@@ -65,6 +65,11 @@ class TrainConfig:
     find_unused_parameters: bool = False  # DDP: set when some parameters skip some batches
     cpu: bool = False  # train on the CPU even when an accelerator is present
     deterministic: bool = False  # deterministic GPU kernels: bit-exact resume on CUDA too
+    # recompute the activations of the model's large blocks (T5 layers, live encoders) in
+    # backward instead of storing them: less memory, more time, the same gradients
+    activation_checkpointing: bool = False
+    # torch.compile the training loss; where compilation fails, one warning and eager
+    compile: bool = False
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "log_every", "gradient_accumulation"):
@@ -100,6 +105,7 @@ class TrainConfig:
 # fields that may change between a run and its resumption without changing the result
 RESUMABLE_CHANGES = frozenset({
     "train.num_workers", "train.log_every", "train.checkpoint_every", "train.keep_checkpoints",
+    "train.activation_checkpointing",
 })
 
 

@@ -55,6 +55,7 @@ from mfmrec.training.data import EpochBatchSampler, Shard, begin_epoch, build_lo
 from mfmrec.training.efficiency import MemoryMonitor, efficiency_report
 from mfmrec.training.integrity import DivergenceGuard
 from mfmrec.training.progress import MetricsLog, ProgressDisplay
+from mfmrec.training.speedups import loss_function
 
 _PREFIX = "model."  # parameter names inside _LossModule
 
@@ -84,12 +85,12 @@ class TrainResult:
 class _LossModule(nn.Module):
     """Routes ``training_loss`` through ``forward`` so DDP/FSDP hooks and autocast run."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, loss: Callable[[dict], torch.Tensor]):
         super().__init__()
-        self.model = model
+        self.model, self.loss = model, loss  # loss: model.training_loss, maybe compiled
 
     def forward(self, batch: dict) -> torch.Tensor:
-        return self.model.training_loss(batch)
+        return self.loss(batch)
 
 
 def process_state(cpu: bool = False) -> PartialState:
@@ -206,7 +207,8 @@ class Trainer:
         optimizer = torch.optim.AdamW(
             optimizer_groups(self.model, cfg.weight_decay), lr=cfg.lr, betas=cfg.adam_betas,
             eps=cfg.adam_eps)
-        self.wrapped, self.optimizer = acc.prepare(_LossModule(self.model), optimizer)
+        loss = _LossModule(self.model, loss_function(self.model, cfg))
+        self.wrapped, self.optimizer = acc.prepare(loss, optimizer)
         self.guard = DivergenceGuard(acc, self.run_dir)
         warmup = int(cfg.warmup_ratio * self.total_steps)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(

@@ -24,6 +24,7 @@ from mfmrec.features.base import pad_stack
 from mfmrec.features.encoders import build_encoder, store_name
 from mfmrec.features.images import load_image
 from mfmrec.features.text import masked_mean
+from mfmrec.models.base import enable_hf_checkpointing
 from mfmrec.models.iisan.cache import MissingFill
 from mfmrec.peft import BLOCK, FFN, SELF, AdapterSpec, adapters_of, inject_adapters
 
@@ -65,6 +66,9 @@ class TextLayers(nn.Module):
             self.register_buffer(k, tok[k], persistent=False)  # (N, T)
         missing = torch.tensor([not (t and t.strip()) for t in titles], dtype=torch.bool)
         self.register_buffer("missing", missing, persistent=False)  # (N,)
+
+    def enable_activation_checkpointing(self) -> None:
+        enable_hf_checkpointing(self.model)
 
     def forward(self, items: torch.Tensor, states: list[int]) -> tuple[torch.Tensor,
                                                                         torch.Tensor]:
@@ -116,6 +120,13 @@ class ImageLayers(nn.Module):
         super().train(mode)
         _freeze_batchnorm(self)
         return self
+
+    def enable_activation_checkpointing(self) -> None:
+        """Per MBConv block for the CNN, per transformer layer for a ViT."""
+        if self.kind == "cnn":
+            self.model.checkpoint_blocks = True
+        else:
+            enable_hf_checkpointing(self.model)
 
     def pixels(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(U,) items -> ((U, 3, S, S) preprocessed photos, (U,) missing or unreadable)."""

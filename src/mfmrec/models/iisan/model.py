@@ -284,6 +284,11 @@ class EncoderTuned(ContentSequenceModel):
             finals[m] = self.fill[m](states, missing)[:, 0]  # (U, d)
         return self.fusion(finals)  # (U, hidden)
 
+    def enable_activation_checkpointing(self) -> None:
+        """Recompute the live encoders' layers in backward (they train or carry adapters)."""
+        for encoder in self.encoders.values():
+            encoder.enable_activation_checkpointing()
+
     def parameter_groups(self) -> dict[str, int]:
         groups = {}
         for m, encoder in self.encoders.items():

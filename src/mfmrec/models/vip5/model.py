@@ -34,6 +34,7 @@ from mfmrec.models.base import (
     GENERATED_LIST,
     SEQUENTIAL,
     Recommender,
+    enable_hf_checkpointing,
 )
 from mfmrec.models.vip5.catalogue import CatalogueTree, catalogue_scores
 from mfmrec.models.vip5.config import VIP5Config
@@ -164,6 +165,11 @@ class VIP5(Recommender):
 
     def training_loss(self, batch: dict) -> torch.Tensor:
         return self.forward(batch).loss
+
+    def enable_activation_checkpointing(self) -> None:
+        """Recompute every T5 block (adapters inside it included) in backward;
+        non-reentrant, so blocks whose inputs need no gradient (frozen weights) work."""
+        enable_hf_checkpointing(self.backbone)
 
     # ---- prompts at inference --------------------------------------------------------
     def _template(self, prompt: str | None, default: str, tasks: Sequence[str]) -> Template:
