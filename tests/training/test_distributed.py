@@ -47,10 +47,13 @@ def _worker(config, data_dir, out):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("bucketing", [False, True])
 def test_two_processes_end_with_identical_weights_and_resume_exactly(
-        tiny_data, make_config, tmp_path):
+        tiny_data, make_config, tmp_path, bucketing):
     # 48 pairs, 2 processes x batch 4: 6 steps per epoch, 12 in all; checkpoint at 4
-    cfg = make_config(model={"dropout": 0.3}, train={"batch_size": 4, "checkpoint_every": 4})
+    cfg = make_config(model={"dropout": 0.3}, train={
+        "batch_size": 4, "checkpoint_every": 4, "length_bucketing": bucketing,
+        "bucket_window": 2})
     launch_cpu(_worker, (cfg, tiny_data, tmp_path), processes=2)
     init = load_file(str(tmp_path / "init.safetensors"))
     whole = [load_file(str(tmp_path / f"whole-rank{r}.safetensors")) for r in (0, 1)]

@@ -40,10 +40,12 @@ TRAIN = {"epochs": 3, "batch_size": 5, "gradient_accumulation": 2, "checkpoint_e
 
 
 # (kill after step, last checkpoint): mid-epoch after step-6; right after the epoch-end step-10
-@pytest.mark.parametrize("kill,saved", [(7, 6), (10, 10)])
+@pytest.mark.parametrize("kill,saved,bucketing", [(7, 6, False), (10, 10, False),
+                                                  (7, 6, True)])
 def test_resume_is_bit_identical_to_an_uninterrupted_run(tiny_data, make_config, tmp_path,
-                                                         kill, saved):
-    cfg = make_config(model={"frozen": True, "dropout": 0.3}, train=TRAIN)
+                                                         kill, saved, bucketing):
+    cfg = make_config(model={"frozen": True, "dropout": 0.3},
+                      train={**TRAIN, "length_bucketing": bucketing, "bucket_window": 2})
     whole = train(cfg, tiny_data, tmp_path / "whole", quiet=True)
     assert whole.total_steps == 15
     run = tmp_path / "killed"

@@ -52,6 +52,10 @@ class PairSamples(TorchDataset):
     def __len__(self) -> int:
         return len(self.pairs)
 
+    def lengths(self, epoch: int) -> np.ndarray:
+        """(N,) made-up sample lengths for length bucketing; they change with the epoch."""
+        return np.asarray([(u * 7 + i + epoch) % 11 + 1 for u, i in self.pairs])
+
     def __getitem__(self, idx: int) -> tuple[int, int, int]:
         user, item = self.pairs[idx]
         rng = np.random.default_rng([self.seed, self.epoch, idx])

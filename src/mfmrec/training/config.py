@@ -70,9 +70,14 @@ class TrainConfig:
     activation_checkpointing: bool = False
     # torch.compile the training loss; where compilation fails, one warning and eager
     compile: bool = False
+    # batches of samples of similar length (little compute on padding): windows of
+    # bucket_window global batches are sorted by length, then the batches are shuffled
+    length_bucketing: bool = False
+    bucket_window: int = 50
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "log_every", "gradient_accumulation"):
+        for name in ("epochs", "batch_size", "log_every", "gradient_accumulation",
+                     "bucket_window"):
             check(getattr(self, name) >= 1, f"train.{name}", "must be >= 1")
         for name in ("checkpoint_every", "keep_checkpoints", "num_workers", "seed"):
             check(getattr(self, name) >= 0, f"train.{name}", "must be >= 0")

@@ -10,12 +10,20 @@ batches do not depend on how many processes share them.
 
 Resuming mid-epoch never replays data: :meth:`EpochBatchSampler.set_epoch` takes the
 number of micro-batches already consumed, and the sampler starts after them.
+
+Length bucketing (``train.length_bucketing``): given each sample's length in the epoch,
+the permutation is cut into windows of ``window`` global batches; each window is sorted
+by length (stable) and cut into global batches, and the full global batches of the epoch
+are then shuffled (a second generator seeded ``[seed, epoch, 1]``; a short last batch
+stays last). Batches then hold prompts of similar length, so little compute goes to
+padding; the order is still a pure function of (seed, epoch, lengths), the same for
+any number of processes, and resumable.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,7 +44,8 @@ class Shard:
 class EpochBatchSampler(Sampler[list[int]]):
     """Yields lists of sample indices for one process; see the module docstring."""
 
-    def __init__(self, num_samples: int, batch_size: int, seed: int, shard: Shard = Shard()):
+    def __init__(self, num_samples: int, batch_size: int, seed: int, shard: Shard = Shard(),
+                 lengths: Callable[[int], np.ndarray] | None = None, window: int = 50):
         if num_samples < 1:
             raise DataError("the model produced no training samples from this dataset "
                             "(too few interactions or reviews for its training split?)")
@@ -44,7 +53,9 @@ class EpochBatchSampler(Sampler[list[int]]):
             raise ValueError(f"rank {shard.rank} outside world of {shard.world_size}")
         self.num_samples, self.batch_size, self.seed = num_samples, batch_size, seed
         self.shard = shard
+        self.lengths, self.window = lengths, int(window)  # lengths(epoch) -> (N,) tokens
         self.epoch, self.start = 0, 0
+        self._order: tuple[int, np.ndarray] | None = None  # (epoch, its global order)
 
     @property
     def per_process(self) -> int:
@@ -65,13 +76,38 @@ class EpochBatchSampler(Sampler[list[int]]):
             raise ValueError(f"start batch {start} outside 0..{len(self)}")
         self.epoch, self.start = int(epoch), int(start)
 
-    def epoch_indices(self, epoch: int) -> np.ndarray:
-        """(per_process,) this process's sample indices of ``epoch``, in order."""
+    def global_order(self, epoch: int) -> np.ndarray:
+        """(per_process * world_size,) the sample indices of ``epoch`` for all processes:
+        global batch ``k`` is the slice ``[k*B*W, (k+1)*B*W)``."""
+        if self._order is not None and self._order[0] == epoch:
+            return self._order[1]
         perm = np.random.default_rng([self.seed, epoch]).permutation(self.num_samples)
         total = self.per_process * self.shard.world_size
         if total > len(perm):
             perm = np.concatenate([perm, perm[: total - len(perm)]])
-        return perm[self.shard.rank :: self.shard.world_size]
+        if self.lengths is not None:
+            perm = self._bucketed(perm, epoch)
+        self._order = (epoch, perm)
+        return perm
+
+    def _bucketed(self, perm: np.ndarray, epoch: int) -> np.ndarray:
+        """``perm`` regrouped into global batches of similar length (module docstring)."""
+        lengths = np.asarray(self.lengths(epoch))
+        if lengths.shape != (self.num_samples,):
+            raise DataError(f"length bucketing: {lengths.shape[0] if lengths.ndim else 0} "
+                            f"lengths for {self.num_samples} training samples")
+        size = self.batch_size * self.shard.world_size  # one global batch
+        span = size * self.window
+        windows = [perm[i:i + span] for i in range(0, len(perm), span)]
+        order = np.concatenate([w[np.argsort(lengths[w], kind="stable")] for w in windows])
+        full = len(order) // size
+        batches = order[: full * size].reshape(full, size)  # (G, B*W)
+        shuffle = np.random.default_rng([self.seed, epoch, 1]).permutation(full)
+        return np.concatenate([batches[shuffle].reshape(-1), order[full * size:]])
+
+    def epoch_indices(self, epoch: int) -> np.ndarray:
+        """(per_process,) this process's sample indices of ``epoch``, in order."""
+        return self.global_order(epoch)[self.shard.rank :: self.shard.world_size]
 
     def __iter__(self) -> Iterator[list[int]]:
         indices = self.epoch_indices(self.epoch)

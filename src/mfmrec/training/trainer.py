@@ -198,7 +198,8 @@ class Trainer:
         self.model.train()
         self.samples = self.model.train_data(self.dataset, "train", cfg.seed)
         shard = Shard(acc.process_index, acc.num_processes)
-        self.sampler = EpochBatchSampler(len(self.samples), cfg.batch_size, cfg.seed, shard)
+        self.sampler = EpochBatchSampler(len(self.samples), cfg.batch_size, cfg.seed, shard,
+                                         lengths=self._lengths(), window=cfg.bucket_window)
         self.loader = build_loader(self.samples, self.sampler, self.model.collate,
                                    cfg.num_workers, cfg.seed, acc.device.type == "cuda")
         self.steps_per_epoch = math.ceil(len(self.sampler) / cfg.gradient_accumulation)
@@ -218,6 +219,16 @@ class Trainer:
             self._restore(resume)
         else:
             set_seed(cfg.seed + acc.process_index)  # distinct dropout per process
+
+    def _lengths(self) -> Callable[[int], Any] | None:
+        """The training data's per-epoch sample lengths when ``train.length_bucketing``."""
+        if not self.cfg.length_bucketing:
+            return None
+        lengths = getattr(self.samples, "lengths", None)
+        if not callable(lengths):
+            raise ConfigError(f"config field train.length_bucketing: the training samples of "
+                              f"{self.config.model_name} report no lengths; set it false")
+        return lengths
 
     def _restore(self, ck: ckpt_io.Checkpoint) -> None:
         acc = self.accelerator

@@ -159,9 +159,16 @@ class VIP5(Recommender):
         return self.embeddings(embeds, batch["whole_word_ids"], batch["category_ids"])
 
     def forward(self, batch: dict):
+        """Teacher-forced outputs (loss, logits). The padding mask is made additive once
+        (B, 1, 1, L) and T5's position bias laid out contiguously, as at inference:
+        transformers would otherwise expand a 2D mask to (B, 1, Q, L) and select from it
+        in every attention call, and add it to a strided bias (same values either way)."""
         batch = self._on_device(batch)
-        return self.backbone(inputs_embeds=self.input_embeds(batch),
-                             attention_mask=batch["attention_mask"], labels=batch["labels"])
+        embeds = self.input_embeds(batch)  # (B, L, d)
+        with contiguous_position_bias(self.backbone):
+            return self.backbone(
+                inputs_embeds=embeds, labels=batch["labels"],
+                attention_mask=additive_key_mask(batch["attention_mask"], embeds.dtype))
 
     def training_loss(self, batch: dict) -> torch.Tensor:
         return self.forward(batch).loss
