@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -62,6 +64,57 @@ def test_a_dead_pids_lock_is_taken_over_with_a_note(tmp_path):
     assert path.read_text().strip() == str(os.getpid())
     assert notes == [f"note: {run / LOCK}: taking over a stale lock (pid {pid}, no longer "
                      "running)"]
+
+
+def _contend(run: str, start, results) -> None:
+    """One of several processes taking the same stale lock at once."""
+    start.wait()
+    try:
+        # a slow note widens the window between seeing the stale lock and taking it
+        path = acquire(Path(run), note=lambda _t: time.sleep(0.3))
+    except RunLocked:
+        results.put("refused")
+        return
+    results.put("got it")
+    time.sleep(0.5)  # hold it while the others try
+    release(path)
+
+
+def test_processes_racing_for_a_stale_lock_get_it_one_at_a_time(tmp_path):
+    import multiprocessing as mp
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / LOCK).write_text(f"{dead_pid()}\n")
+    ctx = mp.get_context("fork")
+    start, results = ctx.Barrier(6), ctx.Queue()
+    procs = [ctx.Process(target=_contend, args=(str(run), start, results)) for _ in range(6)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(30)
+    outcomes = sorted(results.get(timeout=5) for _ in procs)
+    assert outcomes == ["got it"] + ["refused"] * 5
+    assert not (run / LOCK).exists()  # released by the winner
+
+
+def test_a_killed_holders_flock_is_gone_at_once(tmp_path):
+    run = tmp_path / "run"
+    code = ("import sys, time; from pathlib import Path; "
+            "from mfmrec.training.integrity import acquire; "
+            f"acquire(Path({str(run)!r})); print('held', flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert proc.stdout.readline().strip() == "held"
+    with pytest.raises(RunLocked, match=f"pid {proc.pid}"):
+        acquire(run)
+    proc.kill()
+    proc.wait()
+    notes: list[str] = []
+    path = acquire(run, note=notes.append)  # the kernel dropped the dead process's flock
+    assert notes == [f"note: {run / LOCK}: taking over a stale lock (pid {proc.pid}, no "
+                     "longer running)"]
+    release(path)
 
 
 def test_train_into_a_folder_locked_by_a_live_process_is_one_line(run_cli, tiny_data,

@@ -1,11 +1,14 @@
 """Integrity of a run directory: one writer at a time, and no diverged weights.
 
-**The lock.** ``RUN/.lock`` holds the writer's pid. It is created with
-``O_CREAT | O_EXCL``, so of two processes starting together exactly one gets it; the
-other fails with one line naming the folder and the holder. A lock left behind by a
-process that no longer runs (killed with SIGKILL, a crashed machine) is taken over, with
-a note on stderr. Only the main process of a launch takes the lock; the others never
-write the run directory.
+**The lock.** ``RUN/.lock`` holds the writer's pid, and the writer holds an exclusive
+``flock`` on it for as long as it runs. Of two processes starting together exactly one
+gets the flock; the other fails with one line naming the folder and the holder. The
+kernel drops the flock when its process dies however it dies (SIGKILL, a crash), so a
+lock left behind is simply taken over, with a note on stderr; two processes taking over
+the same stale lock at once still get it one at a time (the race a pid check alone
+loses). A live pid in a lock that no flock holds (an older mfmrec) is respected too.
+Only the main process of a launch takes the lock; the others never write the run
+directory.
 
 **Numerical guards.** The trainer stops at the first non-finite loss, before it reaches
 the weights, and refuses to checkpoint weights that an update made non-finite
@@ -16,6 +19,7 @@ run is never marked finished. Loading refuses non-finite weights too (:func:`fin
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import sys
 import time
@@ -29,7 +33,7 @@ from mfmrec.errors import DataError, MfmrecError
 from mfmrec.training.checkpoint import latest_checkpoint
 
 LOCK = ".lock"
-_ATTEMPTS = 3  # create, take over a stale lock, create again (with one spare)
+_ATTEMPTS = 3  # x10: opens of a lock file that its releasing holder may unlink meanwhile
 
 
 class RunLocked(MfmrecError):
@@ -59,23 +63,43 @@ def holder(path: Path) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def _create(path: Path) -> bool:
-    """Create the lock holding this pid; False if it already exists."""
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:
-        return False
-    with os.fdopen(fd, "w") as fh:
-        fh.write(f"{os.getpid()}\n")
-    return True
+_HELD: dict[Path, int] = {}  # lock path -> the open descriptor holding its flock
+
+
+def _open_locked(path: Path) -> int | None:
+    """A descriptor of ``path`` holding its exclusive flock, or None if another open
+    file holds it. Retries while the file it locked was unlinked or replaced meanwhile
+    (a releasing holder unlinks it while still holding the flock)."""
+    for _ in range(_ATTEMPTS * 10):
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)
+    raise RunLocked(f"{path.parent}: could not take the lock {path}; other processes keep "
+                    "replacing it")
 
 
 def _current_holder(path: Path) -> int | None:
     pid = holder(path)
-    if pid is None and path.exists():  # created an instant ago, pid not yet written
+    if pid is None and path.exists():  # locked an instant ago, pid not yet written
         time.sleep(0.2)
         pid = holder(path)
     return pid
+
+
+def _in_use(run_dir: Path, path: Path, pid: int | None) -> RunLocked:
+    who = f"pid {pid}" if pid is not None else "pid unknown"
+    return RunLocked(f"{run_dir}: in use by another mfmrec process ({who}); wait for it to "
+                     f"end or choose another --out (lock: {path})")
 
 
 def acquire(run_dir: Path, note: Callable[[str], None] = _note) -> Path:
@@ -83,26 +107,33 @@ def acquire(run_dir: Path, note: Callable[[str], None] = _note) -> Path:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / LOCK
-    for _ in range(_ATTEMPTS):
-        if _create(path):
-            return path
-        pid = _current_holder(path)
-        if pid is not None and _alive(pid):
-            raise RunLocked(f"{run_dir}: in use by another mfmrec process (pid {pid}); wait "
-                            f"for it to end or choose another --out (lock: {path})")
+    fd = _open_locked(path)
+    if fd is None:
+        raise _in_use(run_dir, path, _current_holder(path))
+    pid = holder(path)
+    if pid is not None and pid != os.getpid() and _alive(pid):
+        # a live writer that holds no flock (an older mfmrec): still respected
+        os.close(fd)
+        raise _in_use(run_dir, path, pid)
+    if pid is not None or path.stat().st_size:
         what = f"pid {pid}, no longer running" if pid is not None else "no pid in it"
         note(f"note: {path}: taking over a stale lock ({what})")
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-    raise RunLocked(f"{run_dir}: could not take the lock {path}; another process keeps "
-                    "creating it")
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    _HELD[path] = fd
+    return path
 
 
 def release(path: Path) -> None:
-    """Remove the lock if this process still holds it."""
+    """Remove the lock if this process holds it (unlinked before the flock is let go, so
+    a waiting process never takes a file that is about to vanish)."""
+    fd = _HELD.pop(path, None)
+    if fd is None:
+        return
     if holder(path) == os.getpid():
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+    os.close(fd)
 
 
 @contextlib.contextmanager
