@@ -42,12 +42,13 @@ def test_throughput_golden():
     ((BatchCost(6, 10, 100.0), BatchCost(4, 10)), "FLOPs counted for 1 of 2"),
     ((BatchCost(6, 10), BatchCost(4, 10)), "counts no FLOPs"),
     ((None, None), "counts no tokens"),
+    ((), "no micro-batches"),
 ])
 def test_no_mfu_without_flops_of_every_batch(costs, note):
     out = throughput(_meter(*costs), 2.0, PEAK)
     assert out["mfu"] is None and out["achieved_flops_per_s"] is None
     assert note in out["mfu_note"]
-    assert (out["tokens"] is None) == (costs[0] is None)
+    assert (out["tokens"] is None) == (not costs or costs[0] is None)
 
 
 def test_rows_show_tokens_and_mfu_and_old_reports_still_render():
@@ -61,7 +62,7 @@ def test_rows_show_tokens_and_mfu_and_old_reports_still_render():
     assert rows["peak FLOP/s (datasheet, bf16)"] == "1,000 FLOP/s"
     bare = dict(rows_of(efficiency_report(torch.nn.Linear(2, 2), train_seconds=2.0,
                                           epochs=1.0, samples=4, steps=1, memory=memory)))
-    assert bare["MFU"].startswith("n/a (the model counts no tokens")
+    assert bare["MFU"] == "n/a (no micro-batches trained in this session)"
     old = {k: v for k, v in report.items() if k not in throughput(CostMeter(), 1.0, None)}
     old.pop("mfu_note", None)
     assert "MFU" not in dict(rows_of(old))

@@ -16,6 +16,7 @@ softmax and losses are left out. Per real token and layer:
 Training FLOPs = forward x (1 [forward] + 1 [input gradients] + 1 if the weight needs a
 gradient): a trainable matrix costs three forward-sized products, a frozen one two. Both
 operands of an attention product are activations, so attention counts three as well.
+These are model FLOPs: what activation checkpointing recomputes is not counted again.
 """
 
 from __future__ import annotations

@@ -176,6 +176,8 @@ class CostMeter:
 
 def _flops_note(meter: CostMeter, peak: Peak | None) -> str | None:
     v = meter.values
+    if not v["batches"]:
+        return "no micro-batches trained in this session"
     if not v["with_flops"]:
         return ("the model counts no tokens (batch_cost)" if not v["with_tokens"]
                 else "the model counts no FLOPs (batch_cost)")
