@@ -30,3 +30,12 @@ def run_cli(capsys):
         return code, captured.out, captured.err
 
     return run
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory) -> Path:
+    """Caches (the peak FLOP/s benchmark of MFU) go to a session folder, not the user's."""
+    path = tmp_path_factory.mktemp("mfmrec-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MFMREC_CACHE", str(path))
+        yield path

@@ -18,7 +18,12 @@ Declarations (class attributes):
 Training side:
   * ``train_data(dataset, split, seed)`` -> a ``torch.utils.data.Dataset`` of samples;
   * ``collate(samples)`` -> a batch (dict of tensors / lists);
-  * ``training_loss(batch)`` -> scalar tensor.
+  * ``training_loss(batch)`` -> scalar tensor;
+  * ``batch_cost(batch)`` -> :class:`BatchCost` or None: the real and padded tokens of a
+    (CPU) batch and the training FLOPs (forward + backward) of its real tokens, for the
+    efficiency report (padding share, real tokens/s, MFU). The default counts the
+    ``attention_mask`` of a dict batch (no FLOPs); transformer models add an analytic
+    count (:mod:`mfmrec.models.flops`). Pure counting: it never draws random numbers.
 
 Scoring side (a model implements the methods of the tasks it declares):
   * ``score_items(users, histories, prompt)`` -> (B, N) scores over all items;
@@ -39,6 +44,7 @@ review.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -61,6 +67,22 @@ def task_of_prompt(prompt_id: str) -> str:
         raise ConfigError(f"prompt {prompt_id!r}: unknown family (expected A-* sequential, "
                           "B-* direct or C-* explanation)")
     return task
+
+
+@dataclass(frozen=True)
+class BatchCost:
+    """What one micro-batch costs: tokens with and without padding, training FLOPs."""
+
+    real_tokens: int  # tokens that carry data (padding excluded)
+    padded_tokens: int  # token slots the batch tensors hold (padding included)
+    flops: float | None = None  # forward + backward FLOPs of the real tokens; None: unknown
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.real_tokens <= self.padded_tokens:
+            raise ValueError(f"BatchCost: need 0 <= real_tokens ({self.real_tokens}) <= "
+                             f"padded_tokens ({self.padded_tokens})")
+        if self.flops is not None and self.flops < 0:
+            raise ValueError(f"BatchCost: flops must be >= 0, got {self.flops}")
 
 
 def enable_hf_checkpointing(model: nn.Module) -> None:
@@ -91,6 +113,14 @@ class Recommender(nn.Module):
 
     def training_loss(self, batch: dict) -> torch.Tensor:
         raise NotImplementedError(f"{self.name} does not define a training loss")
+
+    def batch_cost(self, batch: Any) -> BatchCost | None:
+        """Tokens (and, where a model counts them, FLOPs) of one CPU batch; the default
+        reads a dict batch's (B, L) ``attention_mask``, and has no FLOPs. None: no tokens."""
+        mask = batch.get("attention_mask") if isinstance(batch, dict) else None
+        if not isinstance(mask, torch.Tensor) or mask.ndim != 2:
+            return None
+        return BatchCost(int(mask.sum()), mask.numel())
 
     # ---- scoring -----------------------------------------------------------------------
     def score_items(self, users: torch.Tensor, histories: list[torch.Tensor],

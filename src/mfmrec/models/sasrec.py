@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from mfmrec.config import check
-from mfmrec.models.base import DIRECT, SEQUENTIAL, Recommender
+from mfmrec.models.base import DIRECT, SEQUENTIAL, BatchCost, Recommender
+from mfmrec.models.flops import cost_of
 from mfmrec.models.registry import register
 from mfmrec.models.sampling import (
     EpochSamples,
@@ -173,6 +174,18 @@ class SASRec(CausalEncoderMixin, Recommender):
         pos = (h * self.item_emb(target + 1)).sum(-1)  # (M,)
         neg = (h * self.item_emb(batch["negative"][trained] + 1)).sum(-1)
         return (F.softplus(-pos) + F.softplus(neg)).mean()
+
+    def batch_cost(self, batch: dict) -> BatchCost:
+        """Real tokens: history positions that hold an item; FLOPs: the encoder on them
+        and, with ``loss: ce``, the logits over all items of each trained position."""
+        items = batch["input"]  # (B, L), PAD on the left
+        lengths = (items != PAD).sum(1)  # (B,)
+        flops = self.encoder_flops(lengths)
+        if self.cfg.loss == "ce":
+            trained = int((batch["target"] != IGNORE).sum())
+            table = ((2.0 * self.cfg.hidden * self.num_items, self.item_emb.weight),)
+            flops += cost_of(table).times(trained)
+        return BatchCost(int(lengths.sum()), items.numel(), flops.training)
 
     # ---- scoring -----------------------------------------------------------------------
     def user_states(self, histories: list[torch.Tensor]) -> torch.Tensor:

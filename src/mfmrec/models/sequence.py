@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mfmrec.config import check
+from mfmrec.models.flops import Flops, causal_encoder_flops
 
 
 @dataclass
@@ -139,6 +140,10 @@ class CausalEncoderMixin:
         for block in self.blocks:
             h = block(h, allowed)
         return self.final_norm(h)
+
+    def encoder_flops(self, lengths: torch.Tensor) -> Flops:
+        """Training FLOPs of encoding sequences of ``lengths`` (B,) real positions."""
+        return causal_encoder_flops(self.blocks, self.pos_emb.embedding_dim, lengths)
 
 
 class CausalSequenceEncoder(CausalEncoderMixin, nn.Module):

@@ -12,7 +12,16 @@ Every training run writes ``efficiency.json`` built by :func:`efficiency_report`
   - on CPU: the resident set size. ``ru_maxrss`` is the peak RSS over the *whole
     process lifetime* (imports, dataset loading, earlier runs in the same process), so
     a sampling thread also reads ``VmRSS`` from ``/proc/self/status`` during training
-    and reports the training-phase peak and its increase over the RSS at the start.
+    and reports the training-phase peak and its increase over the RSS at the start;
+* tokens and FLOPs, summed over every micro-batch of every process from the model's
+  ``batch_cost`` (:class:`CostMeter`): ``tokens`` (``real``, ``padded``,
+  ``padding_share``), ``real_tokens_per_s``, ``training_flops`` (forward + backward of
+  the real tokens, analytic: :mod:`mfmrec.models.flops`), ``achieved_flops_per_s``,
+  ``peak_flops_per_s`` (one device's peak x processes, :mod:`mfmrec.training.peak`;
+  ``peak_source``: datasheet or a cached matmul benchmark) and ``mfu`` = achieved /
+  peak. Padding is never counted as work, so a run that pads half its batches shows it
+  in ``padding_share`` and in a lower MFU. A model without tokens (BPR) or without a
+  FLOP count gets None there, and ``mfu_note`` says why.
 
 :func:`tpme` combines time, parameters and memory of several compared methods into the
 TPME score of the IISAN paper (lower is better).
@@ -26,6 +35,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
+
+from mfmrec.models.base import BatchCost
+from mfmrec.training.peak import Peak
 
 try:  # resource exists on POSIX only
     import resource
@@ -129,10 +141,84 @@ class MemoryMonitor:
             self.result = self.stop()
 
 
+# ---- tokens and FLOPs -----------------------------------------------------------------
+class CostMeter:
+    """Sums the :class:`BatchCost` of the micro-batches one process trains on."""
+
+    FIELDS = ("batches", "with_tokens", "with_flops", "real", "padded", "flops")
+
+    def __init__(self, values: Sequence[float] | None = None):
+        self.values = dict(zip(self.FIELDS, values or [0.0] * len(self.FIELDS), strict=True))
+
+    def add(self, cost: BatchCost | None) -> None:
+        v = self.values
+        v["batches"] += 1
+        if cost is None:
+            return
+        v["with_tokens"] += 1
+        v["real"] += cost.real_tokens
+        v["padded"] += cost.padded_tokens
+        if cost.flops is not None:
+            v["with_flops"] += 1
+            v["flops"] += cost.flops
+
+    def tensor(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        """(6,) float64, for a sum over processes."""
+        return torch.tensor([self.values[k] for k in self.FIELDS], dtype=torch.float64,
+                            device=device)
+
+    @property
+    def flops(self) -> float | None:
+        """The FLOPs of every batch, or None when some batch had no count."""
+        v = self.values
+        return v["flops"] if v["batches"] and v["with_flops"] == v["batches"] else None
+
+
+def _flops_note(meter: CostMeter, peak: Peak | None) -> str | None:
+    v = meter.values
+    if not v["batches"]:
+        return "no micro-batches trained in this session"
+    if not v["with_flops"]:
+        return ("the model counts no tokens (batch_cost)" if not v["with_tokens"]
+                else "the model counts no FLOPs (batch_cost)")
+    if v["with_flops"] < v["batches"]:
+        return f"FLOPs counted for {v['with_flops']:.0f} of {v['batches']:.0f} micro-batches"
+    return None if peak is not None else "no peak FLOP/s (measured on the main process)"
+
+
+def throughput(meter: CostMeter, train_seconds: float, peak: Peak | None,
+               processes: int = 1) -> dict:
+    """Tokens, padding share, real tokens/s, achieved FLOP/s and MFU of a run whose
+    processes' costs ``meter`` sums; ``peak`` is one device's."""
+    v, timed = meter.values, train_seconds > 0
+    tokens = None
+    if v["with_tokens"]:
+        share = 1.0 - v["real"] / v["padded"] if v["padded"] else 0.0
+        tokens = {"real": int(v["real"]), "padded": int(v["padded"]),
+                  "padding_share": round(share, 6)}
+    flops = meter.flops
+    achieved = flops / train_seconds if flops is not None and timed else None
+    total_peak = peak.flops_per_s * processes if peak is not None else None
+    out = {"tokens": tokens,
+           "real_tokens_per_s": round(v["real"] / train_seconds, 3) if tokens and timed else None,
+           "training_flops": flops, "achieved_flops_per_s": achieved,
+           "peak_flops_per_s": total_peak, "peak_source": peak.source if peak else None,
+           "peak_precision": peak.precision if peak else None,
+           "peak_device": peak.device if peak else None,
+           "mfu": achieved / total_peak if achieved and total_peak else None}
+    note = _flops_note(meter, peak)
+    if out["mfu"] is None:
+        out["mfu_note"] = note or "no training time measured"
+    return out
+
+
 # ---- the report ------------------------------------------------------------------------
 def efficiency_report(model: torch.nn.Module, *, train_seconds: float, epochs: float,
-                      samples: int, steps: int, memory: dict, **context) -> dict:
-    """One run's efficiency numbers (``context``: device, processes, precision ...)."""
+                      samples: int, steps: int, memory: dict, costs: CostMeter | None = None,
+                      peak: Peak | None = None, **context) -> dict:
+    """One run's efficiency numbers (``costs``: the batches' tokens and FLOPs summed over
+    processes; ``context``: device, processes, precision ...)."""
+    processes = int(context.get("processes", 1))
     return {
         "parameters": parameter_counts(model),
         "train_seconds": round(train_seconds, 4),
@@ -140,6 +226,7 @@ def efficiency_report(model: torch.nn.Module, *, train_seconds: float, epochs: f
         "seconds_per_epoch": round(train_seconds / epochs, 4) if epochs else None,
         "samples": int(samples), "steps": int(steps),
         "samples_per_s": round(samples / train_seconds, 3) if train_seconds > 0 else None,
+        **throughput(costs or CostMeter(), train_seconds, peak, processes),
         "memory": memory, **context,
     }
 
@@ -158,6 +245,35 @@ def _num(x: float | None, fmt: str) -> str:
     return "n/a" if x is None else format(x, fmt)
 
 
+def _flop_rate(x: float | None) -> str:
+    if x is None:
+        return "n/a"
+    for unit, scale in (("PFLOP/s", 1e15), ("TFLOP/s", 1e12), ("GFLOP/s", 1e9),
+                        ("MFLOP/s", 1e6)):
+        if x >= scale:
+            return f"{x / scale:,.2f} {unit}"
+    return f"{x:,.0f} FLOP/s"
+
+
+def _token_rows(report: dict) -> list[tuple[str, str]]:
+    """Tokens, FLOP/s and MFU rows (reports written before they existed have none)."""
+    if "mfu" not in report:
+        return []
+    tokens = report.get("tokens")
+    rows = [("real tokens (padding share)",
+             f"{tokens['real']:,} of {tokens['padded']:,} ({tokens['padding_share']:.1%} padding)"
+             if tokens else "n/a"),
+            ("real tokens per second", _num(report.get("real_tokens_per_s"), ",.1f")),
+            ("achieved FLOP/s", _flop_rate(report.get("achieved_flops_per_s")))]
+    if report.get("peak_flops_per_s") is not None:
+        rows.append((f"peak FLOP/s ({report['peak_source']}, {report['peak_precision']})",
+                     _flop_rate(report["peak_flops_per_s"])))
+    mfu = report.get("mfu")
+    rows.append(("MFU", f"{mfu:.2%}" if mfu is not None
+                 else f"n/a ({report.get('mfu_note', 'unknown')})"))
+    return rows
+
+
 def rows_of(report: dict) -> list[tuple[str, str]]:
     """(quantity, value) rows for printing or Markdown."""
     p, m = report["parameters"], report["memory"]
@@ -166,6 +282,7 @@ def rows_of(report: dict) -> list[tuple[str, str]]:
     rows += [(f"  trainable: {k}", f"{v:,}") for k, v in p.get("by_part", {}).items()]
     rows += [("seconds per epoch", _num(report.get("seconds_per_epoch"), ",.3f")),
              ("samples per second", _num(report.get("samples_per_s"), ",.1f")),
+             *_token_rows(report),
              (f"peak memory ({m['memory_kind']})", _bytes(m.get("peak_memory_bytes")))]
     if m.get("rss_increase_bytes") is not None:
         rows.append(("RSS increase during training", _bytes(m["rss_increase_bytes"])))

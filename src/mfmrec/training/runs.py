@@ -8,7 +8,7 @@ Layout of ``RUN_DIR``::
     checkpoints/step-N/  resumable checkpoints (see mfmrec.training.checkpoint)
     checkpoints/latest   name of the newest complete checkpoint
     final/               trainable.safetensors + config.yaml + reference.json
-    efficiency.json      parameters, seconds per epoch, samples/s, peak memory
+    efficiency.json      parameters, seconds per epoch, samples/s, tokens, MFU, peak memory
     report.md            the same as a Markdown report
     curves.png           loss, learning rate and samples/s over steps (from metrics.jsonl)
     .lock                the pid of the process writing the run (mfmrec.training.lock)

@@ -52,8 +52,9 @@ from mfmrec.errors import ConfigError
 from mfmrec.training import checkpoint as ckpt_io
 from mfmrec.training.config import RunConfig, TrainConfig
 from mfmrec.training.data import EpochBatchSampler, Shard, begin_epoch, build_loader
-from mfmrec.training.efficiency import MemoryMonitor, efficiency_report
+from mfmrec.training.efficiency import CostMeter, MemoryMonitor, efficiency_report
 from mfmrec.training.integrity import DivergenceGuard
+from mfmrec.training.peak import Peak, matmul_precision, peak_flops
 from mfmrec.training.progress import MetricsLog, ProgressDisplay
 from mfmrec.training.speedups import loss_function
 
@@ -277,6 +278,7 @@ class Trainer:
     # ---- the loop ----------------------------------------------------------------------
     def _micro_step(self, batch: Any, last: bool, scale: float) -> torch.Tensor:
         acc = self.accelerator
+        self.costs.add(self.model.batch_cost(batch))  # on the CPU batch: pure counting
         batch = send_to_device(batch, acc.device)
         sync = contextlib.nullcontext() if last else acc.no_sync(self.wrapped)
         with sync:
@@ -344,6 +346,16 @@ class Trainer:
         return {**memory, "peak_memory_bytes": int(acc.gather(peak).max()),
                 "peak_memory_scope": "max over processes"}
 
+    def _costs(self) -> tuple[CostMeter, Peak | None]:
+        """Every process's tokens and FLOPs summed, and one device's peak FLOP/s (looked up
+        or benchmarked by the main process, and only when there are FLOPs to compare)."""
+        acc, costs = self.accelerator, self.costs
+        if acc.num_processes > 1:
+            costs = CostMeter(acc.reduce(costs.tensor(acc.device), "sum").tolist())
+        if costs.flops is None or not acc.is_main_process:
+            return costs, None
+        return costs, peak_flops(acc.device, matmul_precision(self.precision, acc.device))
+
     def fit(self, resume: bool = False) -> TrainResult:
         """Train to the end (or resume from the latest checkpoint and train to the end)."""
         self.accelerator = acc = self._accelerator()
@@ -352,6 +364,7 @@ class Trainer:
         start = self.state.step
         session_time, session_samples = self.state.elapsed, self.state.samples
         log = _Logger(self, start)
+        self.costs = CostMeter()
         monitor = MemoryMonitor(acc.device).start()
         try:
             with log.display:
@@ -364,10 +377,11 @@ class Trainer:
         seconds = self.state.elapsed - session_time
         samples = self.state.samples - session_samples
         per_epoch = self.sampler.per_process * acc.num_processes
+        costs, peak = self._costs()
         report = efficiency_report(
             self.model, train_seconds=seconds, epochs=samples / per_epoch, samples=samples,
-            steps=self.state.step - start, memory=memory, device=str(acc.device),
-            processes=acc.num_processes, precision=self.precision,
+            steps=self.state.step - start, memory=memory, costs=costs, peak=peak,
+            device=str(acc.device), processes=acc.num_processes, precision=self.precision,
             distributed=self.strategy)
         trainable = self.trainable_state()
         return TrainResult(self.state, self.total_steps, report,

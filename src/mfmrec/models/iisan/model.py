@@ -28,6 +28,7 @@ from torch import nn
 from mfmrec.config import check
 from mfmrec.errors import DataError
 from mfmrec.features.store import feature_path, layers_name
+from mfmrec.models.flops import Flops, dense
 from mfmrec.models.iisan.cache import CachedStates, LayerCache, MissingFill
 from mfmrec.models.iisan.encoders import (
     ImageLayers,
@@ -165,6 +166,13 @@ class IISAN(ContentSequenceModel):
     def item_vectors(self, items: torch.Tensor) -> torch.Tensor:
         states = self.item_states(items.to(model_device(self)))
         return self.side(states[TEXT], states.get(IMAGE))  # (U, hidden)
+
+    def item_vector_flops(self, n_items: int) -> Flops | None:
+        """The side network, each of its layers once per item, over cached states (live
+        encoders are not counted)."""
+        if not isinstance(self.item_states, CachedStates):
+            return None
+        return dense([self.side]).times(n_items)
 
     def parameter_groups(self) -> dict[str, int]:
         def count(module: nn.Module | None) -> int:

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mfmrec.models.base import DIRECT, SEQUENTIAL, Recommender
+from mfmrec.models.base import DIRECT, SEQUENTIAL, BatchCost, Recommender
+from mfmrec.models.flops import Flops, activations_product
 from mfmrec.models.sampling import model_device, pad_left
 from mfmrec.models.sasrec import SASRecConfig, SequenceSamples
 from mfmrec.models.sequence import CausalSequenceEncoder
@@ -80,6 +81,11 @@ class ContentSequenceModel(Recommender):
         """(U,) item indices -> (U, hidden) item vectors (with gradients when training)."""
         raise NotImplementedError
 
+    def item_vector_flops(self, n_items: int) -> Flops | None:
+        """Training FLOPs of :meth:`item_vectors` on ``n_items`` items; None: not counted
+        (encoders that run live)."""
+        return None
+
     # ---- training ----------------------------------------------------------------------
     def train_data(self, dataset, split: str = "train", seed: int = 0) -> SequenceSamples:
         if split != "train":
@@ -107,6 +113,22 @@ class ContentSequenceModel(Recommender):
         others = own[rows] & ~F.one_hot(target, len(items)).bool()  # (M, U)
         logits = logits.masked_fill(others, torch.finfo(logits.dtype).min)
         return F.cross_entropy(logits, target)
+
+    def batch_cost(self, batch: dict) -> BatchCost:
+        """Real tokens: history positions that hold an item; FLOPs (where the item
+        vectors are counted): the user encoder, the item vectors of the batch's unique
+        items and the in-batch logits."""
+        input_pos = batch["input_pos"]  # (B, L), PAD on the left
+        lengths = (input_pos != PAD).sum(1)  # (B,)
+        cost = BatchCost(int(lengths.sum()), input_pos.numel())
+        n_items = len(batch["items"])
+        items = self.item_vector_flops(n_items)
+        if items is None:
+            return cost
+        trained = float((batch["target_pos"] != PAD).sum())
+        logits = activations_product(2.0 * trained * n_items * self.user_cfg.hidden)  # (M, U)
+        flops = self.user_encoder.encoder_flops(lengths) + items + logits
+        return BatchCost(cost.real_tokens, cost.padded_tokens, flops.training)
 
     @staticmethod
     def _user_items(input_pos: torch.Tensor, target_pos: torch.Tensor, n: int) -> torch.Tensor:

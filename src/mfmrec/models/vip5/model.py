@@ -19,6 +19,7 @@ items' target token ids (``recommend``), the exact log-likelihood of each candid
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -33,9 +34,11 @@ from mfmrec.models.base import (
     FAMILY_OF_TASK,
     GENERATED_LIST,
     SEQUENTIAL,
+    BatchCost,
     Recommender,
     enable_hf_checkpointing,
 )
+from mfmrec.models.flops import T5Plan, dense
 from mfmrec.models.vip5.catalogue import CatalogueTree, catalogue_scores
 from mfmrec.models.vip5.config import VIP5Config
 from mfmrec.models.vip5.decoding import (
@@ -47,6 +50,7 @@ from mfmrec.models.vip5.decoding import (
 from mfmrec.models.vip5.indexing import is_new_token_parameter
 from mfmrec.models.vip5.mapping import ItemImageTokens, PromptEmbeddings
 from mfmrec.models.vip5.packing import additive_key_mask, contiguous_position_bias, packable
+from mfmrec.models.vip5.prompts.collate import IGNORE_INDEX
 from mfmrec.models.vip5.prompts.collate import collate as collate_prompts
 from mfmrec.models.vip5.prompts.dataset import PromptDataset
 from mfmrec.models.vip5.prompts.inference import (
@@ -125,6 +129,26 @@ class VIP5(Recommender):
         counts["total"] = sum(counts[p] for p in PART_NAMES)
         counts["all_params"] = everything
         return counts
+
+    @functools.cached_property
+    def _cost_plan(self) -> T5Plan | None:
+        return T5Plan.of(self.backbone)  # the backbone's layers, found once
+
+    def batch_cost(self, batch: dict) -> BatchCost:
+        """Real tokens: the encoder's (``attention_mask``) plus the decoder's (``labels``
+        other than -100); FLOPs: the analytic T5 count on them (adapters included) plus
+        the image mapping of the batch's distinct items."""
+        mask, labels = batch["attention_mask"], batch.get("labels")  # (B, L), (B, T)
+        enc = mask.sum(1)  # (B,)
+        dec = (labels != IGNORE_INDEX).sum(1) if labels is not None else torch.zeros_like(enc)
+        padded = mask.numel() + (labels.numel() if labels is not None else 0)
+        plan = self._cost_plan
+        flops = plan.flops(enc, dec) if plan is not None else None
+        if flops is not None and self.image_tokens is not None:
+            items = batch["image_items"]  # (B, M), -1 pads
+            flops += dense([self.image_tokens.mapping]).times(items[items >= 0].unique().numel())
+        return BatchCost(int(enc.sum() + dec.sum()), padded,
+                         flops.training if flops is not None else None)
 
     @property
     def device(self) -> torch.device:
