@@ -30,7 +30,8 @@ peak of the rounds.
 Usage (results in docs/benchmarks.md):
   python benchmarks/train_efficiency.py --data DATA --shape small --steps 8 --batch-size 8 \
       --rounds 2 [--image-features efficientnet-lite0] [--tasks sequential] \
-      [--device cpu|cuda] [--modes full,adapters]
+      [--device cpu|cuda] [--modes full,adapters] [--sampling paper] \
+      [--activation-checkpointing]
 
 ``--shape small`` uses the real T5 tokenizer (../shared/models/t5-small-tokenizer), so the
 model is exactly t5-small's size; ``tiny`` trains a SentencePiece vocabulary on the data.
@@ -60,8 +61,11 @@ def _model(args: argparse.Namespace, mode: str):
     config = build(VIP5Config, dict(
         backbone=args.shape, tokenizer=args.tokenizer, tuning=mode, init_seed=args.seed,
         image_features=args.image_features, image_tokens=2 if args.image_features else 0,
-        tasks=tasks, max_input_length=args.max_length))
-    return build_vip5(config, dataset), dataset
+        tasks=tasks, max_input_length=args.max_length, sampling=args.sampling))
+    model = build_vip5(config, dataset)
+    if args.activation_checkpointing:  # as train.activation_checkpointing does
+        model.enable_activation_checkpointing()
+    return model, dataset
 
 
 def _batches(model, dataset, args: argparse.Namespace) -> list[dict]:
@@ -122,8 +126,10 @@ def worker(args: argparse.Namespace) -> None:
 def _spawn(mode: str, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, __file__, "--worker", mode]
     for key in ("data", "shape", "steps", "warmup", "batch_size", "device", "seed",
-                "max_length", "threads", "tasks"):
+                "max_length", "threads", "tasks", "sampling"):
         cmd += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
+    if args.activation_checkpointing:
+        cmd.append("--activation-checkpointing")
     for key in ("tokenizer", "image_features"):
         if getattr(args, key):
             cmd += [f"--{key.replace('_', '-')}", getattr(args, key)]
@@ -206,6 +212,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--modes", default=",".join(MODES), help="comma-separated tuning modes")
     p.add_argument("--tasks", default="sequential,direct,explanation",
                    help="prompt families trained on (explanation only with reviews)")
+    p.add_argument("--sampling", default="per_template", choices=("per_template", "paper"),
+                   help="the prompt mix (model.sampling); paper: VIP5's")
+    p.add_argument("--activation-checkpointing", action="store_true",
+                   help="recompute T5 blocks in backward (train.activation_checkpointing)")
     p.add_argument("--steps", type=int, default=5, help="timed optimizer steps")
     p.add_argument("--warmup", type=int, default=1, help="untimed first steps")
     p.add_argument("--rounds", type=int, default=1,
@@ -244,7 +254,8 @@ def main(argv=None) -> None:
     rows = [summarise(r, base) for r in results]
     print(f"shape={args.shape} batch={args.batch_size} steps={args.steps} "
           f"(+{args.warmup} warm-up) rounds={args.rounds} device={args.device} "
-          f"threads={args.threads} "
+          f"threads={args.threads} sampling={args.sampling} "
+          f"activation_checkpointing={args.activation_checkpointing} "
           f"tasks={args.tasks}\nencoder input (B, L) per step: "
           f"{' '.join('x'.join(map(str, s)) for s in results[0]['batch_shapes'])}")
     print(table(rows, args.device == "cpu"))

@@ -30,6 +30,7 @@ from mfmrec.models.vip5.indexing import (
 )
 from mfmrec.models.vip5.mapping import ItemImageTokens, MappingNetwork, PromptEmbeddings
 from mfmrec.models.vip5.model import VIP5
+from mfmrec.models.vip5.packing import packable
 from mfmrec.models.vip5.prompts.tasks import PromptBuilder, PromptOptions
 from mfmrec.models.vip5.prompts.tokenization import item_target_ids
 from mfmrec.models.vip5.prompts.vocab import prepare_tokenizer
@@ -140,6 +141,10 @@ def build_vip5(config: VIP5Config, dataset, tokenizer=None, model_class: type = 
                                 pad_token_id=tokenizer.pad_token_id,
                                 eos_token_id=tokenizer.eos_token_id, seed=config.init_seed,
                                 dropout=config.dropout)
+        if config.pack_training and not packable(backbone):
+            raise ConfigError(f"config field model.pack_training: needs a T5-family backbone "
+                              f"(relative positions); {config.backbone} is a "
+                              f"{backbone.config.model_type}")
         extend_vocabulary(backbone, start, len(tokenizer), frozen_base=config.uses_adapters,
                           seed=config.init_seed + 1)
         if config.uses_adapters:

@@ -49,6 +49,11 @@ class VIP5Config:
     num_negatives: int = 99  # negatives listed with the positive in training candidates
     max_input_length: int = 512  # encoder tokens per prompt
     max_target_length: int = 64  # decoder tokens per target (explanations)
+    # sequence packing (T5 backbones): a training batch's short prompts share rows under
+    # block-diagonal masks, each sample's loss unchanged; a row holds at most pack_length
+    # encoder and max_target_length decoder tokens
+    pack_training: bool = False
+    pack_length: int = 0  # 0: the batch's longest prompt (rows never longer than unpacked)
     # -- inference
     beams: int = 20  # beam width of constrained (and paper-style) beam search
     decoding: str = "constrained"  # constrained (trie) | paper (free beams, parsed, dropped)
@@ -85,6 +90,9 @@ class VIP5Config:
             check(bool(self.templates), "model.templates", "give template ids or null")
         check(self.max_input_length >= 8, "model.max_input_length", "must be >= 8")
         check(self.max_target_length >= 2, "model.max_target_length", "must be >= 2")
+        check(0 <= self.pack_length <= self.max_input_length, "model.pack_length",
+              f"must be in [0, max_input_length={self.max_input_length}] (0 = the batch's "
+              f"longest prompt), got {self.pack_length}")
         check(self.beams >= 1, "model.beams", "must be >= 1")
         check(self.decoding in DECODINGS, "model.decoding",
               f"expected one of {', '.join(DECODINGS)}, got {self.decoding!r}")

@@ -49,8 +49,13 @@ from mfmrec.models.vip5.decoding import (
 )
 from mfmrec.models.vip5.indexing import is_new_token_parameter
 from mfmrec.models.vip5.mapping import ItemImageTokens, PromptEmbeddings
-from mfmrec.models.vip5.packing import additive_key_mask, contiguous_position_bias, packable
-from mfmrec.models.vip5.prompts.collate import IGNORE_INDEX
+from mfmrec.models.vip5.packing import (
+    additive_key_mask,
+    contiguous_position_bias,
+    packable,
+    packed_outputs,
+)
+from mfmrec.models.vip5.prompts.collate import IGNORE_INDEX, pack
 from mfmrec.models.vip5.prompts.collate import collate as collate_prompts
 from mfmrec.models.vip5.prompts.dataset import PromptDataset
 from mfmrec.models.vip5.prompts.inference import (
@@ -167,7 +172,12 @@ class VIP5(Recommender):
         )
 
     def collate(self, samples: list) -> dict:
-        return collate_prompts(samples, self.tokenizer)
+        """A training batch; packed several samples to a row with ``pack_training``."""
+        cfg = self.config
+        if not cfg.pack_training:
+            return collate_prompts(samples, self.tokenizer)
+        return pack(samples, self.tokenizer, self.backbone.config.decoder_start_token_id,
+                    max_length=cfg.pack_length or None, max_target_length=cfg.max_target_length)
 
     def _on_device(self, batch: dict) -> dict:
         return {k: v.to(self.device) if isinstance(v, torch.Tensor) else v
@@ -189,6 +199,8 @@ class VIP5(Recommender):
         in every attention call, and add it to a strided bias (same values either way)."""
         batch = self._on_device(batch)
         embeds = self.input_embeds(batch)  # (B, L, d)
+        if "segments" in batch:  # packed rows (prompts.collate.pack)
+            return packed_outputs(self.backbone, embeds, batch)
         with contiguous_position_bias(self.backbone):
             return self.backbone(
                 inputs_embeds=embeds, labels=batch["labels"],
@@ -196,6 +208,21 @@ class VIP5(Recommender):
 
     def training_loss(self, batch: dict) -> torch.Tensor:
         return self.forward(batch).loss
+
+    def sample_losses(self, batch: dict) -> torch.Tensor:
+        """(B,) mean target-token cross-entropy of each sample, in collated order, from a
+        plain or a packed batch (``target_segments`` names each token's sample)."""
+        logits = self.forward(batch).logits  # (R, T, V)
+        labels = batch["labels"].to(logits.device)  # (R, T)
+        token = nn.functional.cross_entropy(logits.transpose(1, 2), labels,
+                                            ignore_index=IGNORE_INDEX, reduction="none")
+        owner = batch.get("target_segments")
+        if owner is None:
+            owner = torch.arange(len(labels))[:, None].expand_as(labels)
+        keep = labels != IGNORE_INDEX
+        owner = owner.to(logits.device)[keep]  # (N,) over the target tokens of the batch
+        total = token.new_zeros(len(batch["task"])).index_add_(0, owner, token[keep])
+        return total / torch.bincount(owner, minlength=len(total))
 
     def enable_activation_checkpointing(self) -> None:
         """Recompute every T5 block (adapters inside it included) in backward;
@@ -223,7 +250,7 @@ class VIP5(Recommender):
     @torch.no_grad()
     def _encode(self, samples: list) -> tuple[BaseModelOutput, torch.Tensor]:
         """Run the encoder once on tokenized prompts; returns its outputs and the mask."""
-        batch = self._on_device(self.collate(samples))
+        batch = self._on_device(collate_prompts(samples, self.tokenizer))
         embeds = self.input_embeds(batch)  # (B, L, d)
         with contiguous_position_bias(self.backbone):
             enc = self.backbone.get_encoder()(

@@ -14,6 +14,10 @@ Exact scoring goes further (:func:`prefix_tree`): the candidates of an example s
 prefixes (all share the decoder start), so each distinct prefix becomes one node of a tree
 laid out as one sequence; :func:`tree_attention_mask` lets a node see only its ancestors,
 at their tree distance. A hundred candidates of ~3 tokens become ~180 positions, not 500.
+
+Training packs the same way (:func:`packed_outputs`): several short prompts share one
+encoder row and their targets one decoder row, under block-diagonal masks built by the
+same :func:`segment_mask` (T5 only, as above).
 """
 
 from __future__ import annotations
@@ -70,14 +74,28 @@ def packable(model) -> bool:
     return getattr(getattr(model, "config", None), "model_type", None) in PACKABLE
 
 
+def segment_mask(query_segment: torch.Tensor, key_segment: torch.Tensor, dtype: torch.dtype,
+                 causal: bool = False) -> torch.Tensor:
+    """(..., 1, Q, K) additive mask from segment ids (..., Q) and (..., K): a query sees the
+    keys of its own segment only and, ``causal``, only those not after it.
+
+    Segments are contiguous runs of equal ids, so inside one, "not after" is the linear
+    order; T5's relative bias (key - query) is then that of the segment laid out alone.
+    Any id works as a segment (padding may be one: it then sees only padding).
+    """
+    keep = query_segment[..., :, None] == key_segment[..., None, :]  # (..., Q, K)
+    if causal:
+        keep = keep & torch.ones(keep.shape[-2:], dtype=torch.bool,
+                                 device=keep.device).tril()
+    mask = torch.zeros(keep.shape, dtype=dtype, device=keep.device)
+    return mask.masked_fill(~keep, torch.finfo(dtype).min).unsqueeze(-3)
+
+
 def block_causal_mask(rows: int, length: int, dtype: torch.dtype,
                       device: torch.device) -> torch.Tensor:
     """(1, 1, R*T, R*T) additive mask: token i of block r sees tokens <= i of block r only."""
     block = torch.arange(rows, device=device).repeat_interleave(length)  # (R*T,)
-    pos = torch.arange(length, device=device).repeat(rows)  # (R*T,)
-    keep = (block[:, None] == block[None, :]) & (pos[:, None] >= pos[None, :])
-    mask = torch.zeros(keep.shape, dtype=dtype, device=device)
-    return mask.masked_fill(~keep, torch.finfo(dtype).min)[None, None]
+    return segment_mask(block, block, dtype, causal=True)[None]
 
 
 def additive_key_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -208,6 +226,30 @@ class RowDecoder:
         finally:
             handle.remove()
         return captured[0]  # (B, N, d)
+
+
+# ---- packed training rows: several prompts per row, each seeing only itself ------------------
+def packed_outputs(model, embeds: torch.Tensor, batch: dict):
+    """Teacher-forced outputs (loss, logits) of rows that each hold several samples.
+
+    ``batch`` is :func:`mfmrec.models.vip5.prompts.collate.pack`'s: ``segments`` (R, L) and
+    ``target_segments`` (R, T) name the sample of every encoder and decoder token (-1 on
+    padding), ``decoder_input_ids`` (R, T) are each sample's target shifted right behind
+    its own decoder start. Encoder and decoder attend within their sample, cross-attention
+    only to their sample's encoder tokens (transformers passes 4D masks through as they
+    are), so every token's state, hence each sample's loss, is that of the sample alone;
+    the loss is the mean over all target tokens, as for a plain batch.
+    """
+    enc_seg, dec_seg = batch["segments"], batch["target_segments"]  # (R, L), (R, T)
+    dtype = embeds.dtype
+    with contiguous_position_bias(model):
+        enc = model.get_encoder()(inputs_embeds=embeds,  # (R, L, d)
+                                  attention_mask=segment_mask(enc_seg, enc_seg, dtype))
+        return model(encoder_outputs=BaseModelOutput(last_hidden_state=enc.last_hidden_state),
+                     attention_mask=segment_mask(dec_seg, enc_seg, dtype),  # (R, 1, T, L)
+                     decoder_input_ids=batch["decoder_input_ids"],
+                     decoder_attention_mask=segment_mask(dec_seg, dec_seg, dtype, causal=True),
+                     labels=batch["labels"])
 
 
 # ---- prefix trees: each distinct prefix of an example's rows decoded once -------------------

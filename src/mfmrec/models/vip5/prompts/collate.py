@@ -13,6 +13,11 @@ The batch a VIP5-style model consumes::
                                   a target)
     task, template_id             lists of str
 
+:func:`pack` batches training samples several to a row (sequence packing); its batch
+adds ``segments`` (R, L) and ``target_segments`` (R, T), the sample of each encoder and
+decoder token (-1 on padding), and ``decoder_input_ids`` (R, T); ``task`` and
+``template_id`` stay per sample.
+
 A model gathers the image features of ``image_items`` (where >= 0), maps them, and
 scatters the result into the positions where ``category_ids == 1``: row b's j-th
 placeholder position receives ``image_items[b, j]``'s mapped vector.
@@ -71,3 +76,56 @@ def placeholder_positions(batch: dict) -> tuple[torch.Tensor, torch.Tensor, torc
     if items.numel() != rows.numel():
         raise ValueError(f"{rows.numel()} placeholder tokens but {items.numel()} image items")
     return rows, cols, items
+
+
+def pack_rows(lengths: Sequence[int], target_lengths: Sequence[int], max_length: int,
+              max_target_length: int) -> list[list[int]]:
+    """Sample indices per row, first-fit decreasing by encoder length: a row takes a sample
+    while it stays within ``max_length`` encoder and ``max_target_length`` decoder tokens
+    (a sample over either budget gets a row of its own)."""
+    rows: list[list[int]] = []
+    used: list[tuple[int, int]] = []  # (encoder, decoder) tokens of each row
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):  # stable
+        for r, (enc, dec) in enumerate(used):
+            if enc + lengths[i] <= max_length and dec + target_lengths[i] <= max_target_length:
+                rows[r].append(i)
+                used[r] = (enc + lengths[i], dec + target_lengths[i])
+                break
+        else:
+            rows.append([i])
+            used.append((lengths[i], target_lengths[i]))
+    return rows
+
+
+def _joined(rows: list[list[int]], parts, value: int) -> torch.Tensor:
+    """(R, width) of ``parts(i)`` concatenated over each row's samples ``i``, padded."""
+    return _pad([[x for i in row for x in parts(i)] for row in rows], value)
+
+
+def pack(samples: Sequence[PromptSample], tokenizer, decoder_start_token_id: int,
+         max_length: int | None = None, max_target_length: int = 64) -> dict:
+    """Training samples packed several to a row (:func:`pack_rows`); ``max_length`` None:
+    the longest prompt of the batch, so no row is longer than the plain batch's. A plain
+    :func:`collate` batch when packing would save no row."""
+    if any(s.labels is None for s in samples):
+        raise ValueError("packing needs a target for every sample")
+    budget = max_length or max(len(s.input_ids) for s in samples)
+    rows = pack_rows([len(s.input_ids) for s in samples], [len(s.labels) for s in samples],
+                     budget, max_target_length)
+    if len(rows) == len(samples):
+        return collate(samples, tokenizer)
+    pad_id, by = tokenizer.pad_token_id, samples
+    return {
+        "input_ids": _joined(rows, lambda i: by[i].input_ids, pad_id),  # (R, L)
+        "attention_mask": _joined(rows, lambda i: [1] * len(by[i].input_ids), 0),  # (R, L)
+        "whole_word_ids": _joined(rows, lambda i: by[i].whole_word_ids, 0),  # (R, L)
+        "category_ids": _joined(rows, lambda i: by[i].category_ids, 0),  # (R, L)
+        "image_items": _joined(rows, lambda i: by[i].image_items, -1),  # (R, M)
+        "segments": _joined(rows, lambda i: [i] * len(by[i].input_ids), -1),  # (R, L)
+        "labels": _joined(rows, lambda i: by[i].labels, IGNORE_INDEX),  # (R, T)
+        "decoder_input_ids": _joined(  # each target shifted right behind its own start
+            rows, lambda i: [decoder_start_token_id, *by[i].labels[:-1]], pad_id),  # (R, T)
+        "target_segments": _joined(rows, lambda i: [i] * len(by[i].labels), -1),  # (R, T)
+        "task": [s.task for s in samples],
+        "template_id": [s.template_id for s in samples],
+    }
