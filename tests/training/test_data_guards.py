@@ -137,3 +137,17 @@ def test_a_demo_reimported_with_another_seed_is_refused_by_evaluate(run_cli, tmp
     assert code == 2 and err.count("\n") == 1
     assert f"{data}: the dataset changed since {out} was trained" in err
     assert "changed: dataset.json, interactions.parquet, items.parquet" in err
+
+
+def test_a_tokenizer_being_written_is_not_part_of_the_fingerprint(tmp_path):
+    from mfmrec.training.provenance import data_fingerprint
+
+    done = tmp_path / "tokenizers" / "sentencepiece-4000"
+    done.mkdir(parents=True)
+    (done / "spiece.model").write_bytes(b"model")
+    before = data_fingerprint({}, tmp_path)
+    temp = tmp_path / "tokenizers" / ".sentencepiece-4000.tmp-ab12"  # another run's, mid-write
+    temp.mkdir()
+    (temp / "spiece.model").write_bytes(b"half")
+    assert data_fingerprint({}, tmp_path) == before
+    assert list(before) == ["tokenizers/sentencepiece-4000/spiece.model"]

@@ -32,7 +32,8 @@ def core_files(root: str | Path) -> list[str]:
     for folder in CORE_FOLDERS:
         if (root / folder).is_dir():
             found += [p.relative_to(root).as_posix() for p in (root / folder).rglob("*")
-                      if p.is_file() and not p.name.startswith(".")]
+                      if p.is_file() and not any(part.startswith(".")
+                                                 for part in p.relative_to(root).parts)]
     return sorted(found)
 
 

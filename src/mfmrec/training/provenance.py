@@ -45,8 +45,10 @@ def derived_files(model_section: dict, root: str | Path) -> list[str]:
             files += [f"ids/{name}.parquet", f"ids/{name}.json"]
     tokenizers = Path(root) / "tokenizers"
     if tokenizers.is_dir():
+        # temporaries of a tokenizer being written (hidden folders) are not part of it
         files += [p.relative_to(root).as_posix() for p in tokenizers.rglob("*")
-                  if p.is_file() and not p.name.startswith(".")]
+                  if p.is_file() and not any(part.startswith(".")
+                                             for part in p.relative_to(root).parts)]
     return files
 
 
