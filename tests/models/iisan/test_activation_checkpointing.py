@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from checkpointing_fixtures import grads_and_saved
 from iisan_fixtures import encoded_config
 
 from mfmrec.config import build
@@ -25,22 +26,6 @@ def no_dropout(model: torch.nn.Module) -> None:
             m.p = 0.0
         if hasattr(m, "dropout_prob"):
             m.dropout_prob = 0.0
-
-
-def grads_and_saved(model, loss_of) -> tuple[dict[str, torch.Tensor], int]:
-    model.zero_grad(set_to_none=True)
-    saved = [0]
-
-    def pack(t):
-        saved[0] += 1
-        return t
-
-    torch.manual_seed(0)
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = loss_of()
-    loss.backward()
-    return ({n: p.grad.clone() for n, p in model.named_parameters()
-             if p.requires_grad and p.grad is not None}, saved[0])
 
 
 def assert_same_gradients(model, loss_of, enable) -> None:

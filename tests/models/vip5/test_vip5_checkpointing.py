@@ -4,28 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from checkpointing_fixtures import grads_and_saved
 
 from mfmrec.errors import ConfigError
-
-
-def grads_and_saved(model, batch) -> tuple[dict[str, torch.Tensor], int]:
-    """Every trainable parameter's gradient after one backward, and how many tensors the
-    forward saved for backward."""
-    model.train()
-    model.zero_grad(set_to_none=True)
-    saved = [0]
-
-    def pack(t):
-        saved[0] += 1
-        return t
-
-    torch.manual_seed(0)
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = model.training_loss(batch)
-    loss.backward()
-    grads = {n: p.grad.clone() for n, p in model.named_parameters()
-             if p.requires_grad and p.grad is not None}
-    return grads, saved[0]
 
 
 @pytest.mark.parametrize("tuning", ["adapters", "full"])
@@ -33,9 +14,10 @@ def test_checkpointed_t5_gives_the_same_gradients(make_vip5, dataset, t5_tokeniz
     model = make_vip5(t5_tokenizer, tuning=tuning)  # dropout 0
     data = model.train_data(dataset, "train", seed=0)
     batch = model.collate([data[i] for i in (0, len(data) // 2, len(data) - 1, 1)])
-    plain, saved_plain = grads_and_saved(model, batch)
+    model.train()
+    plain, saved_plain = grads_and_saved(model, lambda: model.training_loss(batch))
     model.enable_activation_checkpointing()
-    ckpt, saved_ckpt = grads_and_saved(model, batch)
+    ckpt, saved_ckpt = grads_and_saved(model, lambda: model.training_loss(batch))
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert plain.keys() == ckpt.keys() and len(plain) > 0.9 * len(trainable)
     for name, grad in plain.items():
