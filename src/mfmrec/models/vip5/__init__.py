@@ -31,6 +31,7 @@ from mfmrec.models.vip5.indexing import (
 from mfmrec.models.vip5.mapping import ItemImageTokens, MappingNetwork, PromptEmbeddings
 from mfmrec.models.vip5.model import VIP5
 from mfmrec.models.vip5.packing import packable
+from mfmrec.models.vip5.profiles import profile_depth, user_profiles
 from mfmrec.models.vip5.prompts.tasks import PromptBuilder, PromptOptions
 from mfmrec.models.vip5.prompts.tokenization import item_target_ids
 from mfmrec.models.vip5.prompts.vocab import prepare_tokenizer
@@ -96,15 +97,20 @@ def _image_tokens(config: VIP5Config, dataset, d_model: int) -> ItemImageTokens 
     return ItemImageTokens(features, mapping)
 
 
-def item_names(config: VIP5Config, dataset) -> tuple[list[str] | None, list[str]]:
-    """(per-item names or None for numbers, new tokens to add) of ``model.indexing`` and
-    ``model.user_tokens``."""
+def item_names(config: VIP5Config, dataset
+               ) -> tuple[list[str] | None, list[str], list[str] | None]:
+    """(per-item names or None for numbers, new tokens to add, per-user profiles or None)
+    of ``model.indexing``, ``model.user_tokens`` and ``model.user_profile``."""
     indexing = config.item_indexing
-    names, tokens = None, []
+    names, tokens, profiles = None, [], None
     if indexing.kind == SEMANTIC:
         ids = load_ids(dataset.root, indexing.ids_name, item_ids=list(dataset.item_ids))
         names, tokens = code_names(ids.codes), code_vocabulary(ids.codes)
-    return names, tokens + user_vocabulary(config.user_tokens)
+        if config.user_profile:
+            depth = profile_depth(config.user_profile_depth, ids.levels)
+            profiles = user_profiles(ids.codes, dataset.train_sequences,
+                                     config.user_profile, depth)
+    return names, tokens + user_vocabulary(config.user_tokens), profiles
 
 
 def _with_tokens(tokenizer, tokens: list[str]):
@@ -132,7 +138,8 @@ def _targets(tokenizer, names: list[str] | None, numbers) -> list[list[int]]:
 def build_vip5(config: VIP5Config, dataset, tokenizer=None, model_class: type = VIP5) -> VIP5:
     """Assemble VIP5 (or a subclass, e.g. TIGER) for ``dataset``; every random part is
     drawn from ``init_seed``."""
-    names, new_tokens = item_names(config, dataset)  # first: a missing ID set fails fast
+    # first: a missing ID set fails fast
+    names, new_tokens, profiles = item_names(config, dataset)
     tokenizer = tokenizer if tokenizer is not None else resolve_tokenizer(config, dataset)
     tokenizer, start = _with_tokens(tokenizer, new_tokens)
     with torch.random.fork_rng(devices=[]):
@@ -157,7 +164,7 @@ def build_vip5(config: VIP5Config, dataset, tokenizer=None, model_class: type = 
         max_length=config.max_input_length, max_target_length=config.max_target_length,
         num_negatives=config.num_negatives, sampling=config.sampling)
     prompts = PromptBuilder(dataset, tokenizer, options, names=names,
-                            user_buckets=config.user_tokens)
+                            user_buckets=config.user_tokens, profiles=profiles)
     targets = _targets(tokenizer, names, dataset.numbers)
     return model_class(config, backbone, embeddings, image_tokens, prompts, tokenizer, targets)
 

@@ -29,6 +29,12 @@ class VIP5Config:
     # users as tokens <u_H> (H = user index mod user_tokens), new rows that train, in every
     # user slot; 0 = users as numbers (the paper). >= the user count: one token per user
     user_tokens: int = 0
+    # users described by their training purchases' code prefixes (semantic indexing only;
+    # ours, not the paper's): the user_profile most frequent prefixes of
+    # user_profile_depth codes (0 = all levels but the disambiguation code) follow the
+    # user in every user slot; 0 = no profile (the paper)
+    user_profile: int = 0
+    user_profile_depth: int = 0
     # -- parameter-efficient tuning
     tuning: str = "adapters"  # adapters (self+cross, the paper) | adapters-self | full
     reduction_factor: int = 8  # adapter width = d_model / reduction_factor
@@ -65,6 +71,12 @@ class VIP5Config:
               "checkpoint directory")
         Indexing.parse(self.indexing)  # a ConfigError naming model.indexing
         check(self.user_tokens >= 0, "model.user_tokens", "must be >= 0 (0 = none)")
+        check(self.user_profile >= 0, "model.user_profile", "must be >= 0 (0 = none)")
+        check(self.user_profile_depth >= 0, "model.user_profile_depth",
+              "must be >= 0 (0 = every level but the disambiguation code)")
+        check(self.user_profile == 0 or self.item_indexing.kind == "semantic",
+              "model.user_profile", "profiles are written in semantic codes: needs "
+              "model.indexing: semantic:NAME")
         check(self.tuning in TUNING_MODES, "model.tuning",
               f"expected one of {', '.join(TUNING_MODES)}, got {self.tuning!r}")
         check(self.reduction_factor >= 1, "model.reduction_factor", "must be >= 1")

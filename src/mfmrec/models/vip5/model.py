@@ -169,6 +169,7 @@ class VIP5(Recommender):
             max_length=cfg.max_input_length, max_target_length=cfg.max_target_length,
             num_negatives=cfg.num_negatives, sampling=cfg.sampling,
             names=self.prompts.items.names, user_buckets=self.prompts.items.user_buckets,
+            profiles=self.prompts.items.profiles,
         )
 
     def collate(self, samples: list) -> dict:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -102,6 +104,23 @@ def test_long_candidate_lists_drop_negatives_not_the_positive(beauty, t5_tokeniz
         numbers = [w for w in s.text.split("\n")[-1].split() if w.isdigit()]
         assert numbers == [str(beauty.numbers[i]) for i in s.image_items[::2]]
         assert len(s.image_items) == sum(s.category_ids) == 2 * len(numbers)
+
+
+def test_inference_warns_once_when_candidates_do_not_fit(beauty, t5_tokenizer):
+    template = get_template("B-5")
+    candidates = list(range(1, 101))
+    roomy = PromptBuilder(beauty, t5_tokenizer, PromptOptions(image_tokens=2, max_length=1024))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 100 candidates fit 1024 tokens: no warning
+        roomy.encode(template, roomy.direct_context(template, 0, None, candidates=candidates),
+                     with_target=False)
+    tight = PromptBuilder(beauty, t5_tokenizer, PromptOptions(image_tokens=2, max_length=128))
+    with pytest.warns(UserWarning, match=r"B-5: only \d+ of 100 candidates fit "
+                                         r"model.max_input_length=128") as caught:
+        for user in range(3):
+            ctx = tight.direct_context(template, user, None, candidates=candidates)
+            tight.encode(template, ctx, with_target=False)
+    assert len(caught) == 1
 
 
 def test_long_histories_drop_the_oldest_items(beauty, t5_tokenizer):

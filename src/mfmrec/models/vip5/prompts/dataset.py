@@ -50,7 +50,7 @@ class PromptDataset(torch.utils.data.Dataset):
                  families: Sequence[str] = ("A", "B", "C"), image_tokens: int = 2,
                  seed: int = 0, templates: Sequence[str] | None = None,
                  names: Sequence[str] | None = None, user_buckets: int = USER_BUCKETS,
-                 **options):
+                 profiles: Sequence[str] | None = None, **options):
         if split not in ("train", "valid", "test"):
             raise ConfigError(f"split must be train, valid or test, got {split!r}")
         unknown = [f for f in families if f not in FAMILIES]
@@ -58,7 +58,7 @@ class PromptDataset(torch.utils.data.Dataset):
             raise ConfigError(f"unknown prompt families {unknown} (known: A, B, C)")
         self.options = PromptOptions(image_tokens=image_tokens, **options)
         self.builder = PromptBuilder(dataset, tokenizer, self.options, names=names,
-                                     user_buckets=user_buckets)
+                                     user_buckets=user_buckets, profiles=profiles)
         self.data, self.split, self.seed, self.epoch = dataset, split, int(seed), 0
         self.templates = self._choose(families, templates)
         self._load_sources()

@@ -11,6 +11,9 @@ Slot rules (as in the paper's code):
   instead of its number, and ``user_token`` (TIGER's bare input) is that token alone (see
   :func:`user_token`);
 * ``user_desc`` is the reviewer name, or ``user_<number>`` when the dataset has none;
+* with user profiles (``model.user_profile``), ``user_id`` and ``user_desc`` are followed by
+  the user's profile words, e.g. ``12 <a_3><b_5> <a_6><b_2>``
+  (:mod:`mfmrec.models.vip5.profiles`); ``user_token`` stays bare;
 * items are written as their name followed by ``k`` image placeholders
   (``<extra_id_0>``), e.g. ``1234 <extra_id_0> <extra_id_0>``; the name is the prompt
   number (``dataset.numbers[item]``) unless ``names`` gives one per item (semantic IDs:
@@ -53,16 +56,25 @@ def user_token(user: int, buckets: int) -> str:
 
 
 class ItemText:
-    """What rendering reads about items: a title and a name (number or code word) each."""
+    """What rendering reads about items (a title and a name, number or code word, each)
+    and about users (token buckets; optional profiles written after the user)."""
 
-    def __init__(self, data, names=None, user_buckets: int = USER_BUCKETS):
+    def __init__(self, data, names=None, user_buckets: int = USER_BUCKETS, profiles=None):
         self.titles = data.titles
         self.names = (list(names) if names is not None
                       else [str(int(n)) for n in data.numbers])
         self.user_buckets = user_buckets
+        self.profiles = list(profiles) if profiles is not None else None
 
     def name(self, item: int) -> str:
         return self.names[int(item)]
+
+    def profile(self, user: int) -> str:
+        """`` <a_3><b_5> ...`` (with its leading space) or '' (no profiles; see
+        :mod:`mfmrec.models.vip5.profiles`)."""
+        if self.profiles is None or not self.profiles[int(user)]:
+            return ""
+        return " " + self.profiles[int(user)]
 
 
 @dataclass
@@ -128,10 +140,14 @@ def _item_list(data, items: Sequence[int], sep: str, k: int) -> Piece:
 
 
 # ---- input slots: (ctx, data, k) -> (text, image items) -------------------------------
-def _user_id(ctx, data, k) -> Piece:
+def _user_name(ctx, data) -> str:
     if data.user_buckets:
-        return user_token(ctx.user, data.user_buckets), ()
-    return str(user_number(ctx.user)), ()
+        return user_token(ctx.user, data.user_buckets)
+    return str(user_number(ctx.user))
+
+
+def _user_id(ctx, data, k) -> Piece:
+    return _user_name(ctx, data) + data.profile(ctx.user), ()
 
 
 def _user_token(ctx, data, k) -> Piece:
@@ -141,8 +157,8 @@ def _user_token(ctx, data, k) -> Piece:
 
 
 def _user_desc(ctx, data, k) -> Piece:
-    name = _clean(ctx.user_name or "")
-    return (name or f"user_{_user_id(ctx, data, k)[0]}"), ()
+    name = _clean(ctx.user_name or "") or f"user_{_user_name(ctx, data)}"
+    return name + data.profile(ctx.user), ()
 
 
 def _history(ctx, data, k) -> Piece:

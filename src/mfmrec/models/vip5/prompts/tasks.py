@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -106,12 +107,15 @@ class PromptBuilder:
     """Renders and tokenizes prompts of one dataset with one tokenizer."""
 
     def __init__(self, dataset, tokenizer, options: PromptOptions | None = None,
-                 names: Sequence[str] | None = None, user_buckets: int = USER_BUCKETS):
+                 names: Sequence[str] | None = None, user_buckets: int = USER_BUCKETS,
+                 profiles: Sequence[str] | None = None):
         self.data = dataset
-        self.items = ItemText(dataset, names, user_buckets)  # item names: numbers or codes
+        # item names (numbers or codes), user tokens and profiles
+        self.items = ItemText(dataset, names, user_buckets, profiles)
         self.tokenizer = tokenizer  # None: render-only (e.g. to build a tokenizer corpus)
         self.options = options or PromptOptions()
         self.pid = placeholder_id(tokenizer) if tokenizer is not None else None
+        self._warned_dropped = False
 
     # ---- contexts ------------------------------------------------------------------------
     def user_name(self, user: int) -> str | None:
@@ -186,10 +190,13 @@ class PromptBuilder:
         k, limit = self.options.image_tokens, self.options.max_length
         rendered = render(template, ctx, self.items, k, with_target)
         enc = encode_input(self.tokenizer, rendered.text, self.pid)
+        listed = len(ctx.candidates)
         while len(enc.input_ids) > limit and self._list_len(template, ctx) > 0:
             ctx = self._shorten(template, ctx, len(enc.input_ids), protect_target)
             rendered = render(template, ctx, self.items, k, with_target)
             enc = encode_input(self.tokenizer, rendered.text, self.pid)
+        if len(ctx.candidates) < listed and not protect_target:
+            self._warn_dropped(template, listed, len(ctx.candidates))
         image_items = [i for i in rendered.image_items for _ in range(k)]
         if len(enc.input_ids) > limit:
             enc, image_items = self._cut(enc, image_items)
@@ -203,6 +210,17 @@ class PromptBuilder:
         return PromptSample(enc.input_ids, enc.whole_word_ids, enc.category_ids, image_items,
                             labels, template.task, template.id, rendered.text,
                             rendered.target)
+
+    def _warn_dropped(self, template: Template, listed: int, kept: int) -> None:
+        """Once per builder: a ranking prompt lost candidates, so the model is asked to
+        pick from fewer items than are scored (the unlisted ones are at a disadvantage)."""
+        if self._warned_dropped:
+            return
+        self._warned_dropped = True
+        warnings.warn(f"prompt {template.id}: only {kept} of {listed} candidates fit "
+                      f"model.max_input_length={self.options.max_length} tokens; the others "
+                      "are scored without being listed. Raise model.max_input_length (and "
+                      "model.whole_word_positions) to list them all", stacklevel=3)
 
     @staticmethod
     def _list_len(template: Template, ctx: PromptContext) -> int:
