@@ -21,6 +21,23 @@ def test_every_demo_config_is_a_valid_run_config(config):
         assert (run.model.image_features is None) == (run.model.image_tokens == 0)
 
 
+def test_training_jobs_chain_pretraining_into_tuning_and_workers_share_the_cores(tmp_path,
+                                                                               monkeypatch):
+    jobs = demo.training_jobs(tmp_path, tmp_path / "data")
+    assert list(jobs) == ["multimodal", "text-only", "sasrec"]
+    pre, tune = jobs["multimodal"]
+    assert pre[3] is True and tune[3] is False  # pretrain, then train
+    assert tune[0]["model"]["backbone"] == str(pre[2] / "backbone")
+    assert [s[2].name for s in jobs["sasrec"]] == ["sasrec"]
+    monkeypatch.setattr(demo.os, "cpu_count", lambda: 2)
+    assert demo.demo_workers(None) == (3, 1)  # the three chains overlap on 2 cores
+    assert demo.demo_workers(1) == (1, 2)
+    monkeypatch.setattr(demo.os, "cpu_count", lambda: 12)
+    assert demo.demo_workers(None) == (3, 4)
+    monkeypatch.setattr(demo.os, "cpu_count", lambda: 1)
+    assert demo.demo_workers(None) == (1, 1)  # one core: everything in this process
+
+
 def _result(hits: list[int], prompt: str = "-") -> dict:
     """An evaluator result whose users rank the target at ``hits`` (0 = missed)."""
     metrics = {"HR@5": sum(0 < r <= 5 for r in hits) / len(hits),

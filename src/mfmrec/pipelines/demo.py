@@ -4,10 +4,15 @@
 2. encode item images (real EfficientNet-Lite0) and titles (real all-MiniLM-L6-v2);
 3. build two semantic ID sets with residual k-means: ``mm`` from image + text features and
    ``text`` from title features only (``DATA/ids/``);
-4. per ID set, pretrain a tiny T5 backbone P5-style on text-only prompts (full tuning),
-   then tune VIP5 adapters on it, frozen: ``multimodal`` (image+text IDs, 2 image tokens
-   per item) and ``text-only`` (text IDs, text-only prompts);
-5. train SASRec (cross-entropy) and count popularity, the rows every number is read against;
+4. per ID set, pretrain a tiny T5 backbone P5-style on text-only prompts of all three
+   families (full tuning), then tune VIP5 adapters on it, frozen: ``multimodal``
+   (image+text IDs, 2 image tokens per item) and ``text-only`` (text IDs, text-only
+   prompts). Users are described by their profile in the same codes
+   (``model.user_profile``: the 3 most frequent ID cells of their training purchases;
+   ours, not the paper's);
+5. train SASRec (cross-entropy) and count popularity, the rows every number is read
+   against. The three training chains (two VIP5 variants, SASRec) run in parallel
+   processes of one thread each (``--workers``);
 6. score everything with the one evaluator: sequential A-3 as full ranking over all items
    (VIP5 by exact full-catalogue log-likelihoods; history excluded for every model) and
    direct B-5 over the 100 stored candidates; a paired bootstrap gives the 95% interval
@@ -23,6 +28,8 @@ are embedded here so the demo runs from an installed package as well as a checko
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
+import os
 import shlex
 import shutil
 import time
@@ -55,14 +62,17 @@ ID_SETS = {"mm": ([IMAGE_ENCODER, COLOR_ENCODER, TEXT_ENCODER], {COLOR_ENCODER: 
            "text": ([TEXT_ENCODER], {})}
 ID_LEVELS, ID_CODEBOOK = 2, 8  # 64 cells for 200 items, plus a disambiguation code
 PROMPTS = {"sequential": ["A-3"], "direct": ["B-5"]}
+# batches of similar prompt lengths (issue 15): explanation, sequential and direct prompts
+# differ several-fold in length, and padding would otherwise be most of a batch
 _TRAIN = {"batch_size": 32, "lr": 2.0e-3, "warmup_ratio": 0.05, "grad_clip": 5.0,
-          "log_every": 50}
+          "log_every": 50, "length_bucketing": True}
 # Training candidate lists hold 19 negatives instead of the paper's 99 (a 100-item list is
-# ~700 tokens and dominates a CPU step); evaluation ranks the 100 stored candidates.
-_MODEL = {"name": "vip5", "tokenizer": None, "sampling": "paper", "max_input_length": 320,
-          "whole_word_positions": 320, "num_negatives": 19, "beams": 20, "max_history": 10,
-          "tasks": ["sequential", "direct"]}
-PRETRAIN_EPOCHS, TUNE_EPOCHS = 2, 1
+# ~700 tokens and dominates a CPU step); evaluation lists and ranks the 100 stored
+# candidates, which needs up to ~700 tokens (hence max_input_length 800).
+_MODEL = {"name": "vip5", "tokenizer": None, "sampling": "paper", "max_input_length": 800,
+          "whole_word_positions": 800, "num_negatives": 19, "beams": 20, "max_history": 10,
+          "tasks": ["sequential", "direct", "explanation"], "user_profile": 3}
+PRETRAIN_EPOCHS, TUNE_EPOCHS = 3, 1
 SASREC = {"model": {"name": "sasrec", "hidden": 64, "layers": 2, "heads": 1, "inner": 256,
                     "max_len": 20, "hidden_dropout": 0.5, "attn_dropout": 0.5, "loss": "ce",
                     "samples": "prefix"},
@@ -160,20 +170,77 @@ class _Runs:
         return self._loaded[label]
 
 
-def train_all(out: Path, data_dir: Path, quiet: bool, console: Console) -> dict[str, Path]:
-    """Pretrain + tune each VIP5 variant, and train SASRec; returns label -> run dir."""
-    runs = {}
-    for step, (label, (ids, k)) in enumerate(RUNS.items(), 1):
-        console.print(f"[bold]{step}/3[/] {label}: pretraining a tiny T5 on text-only prompts "
-                      f"with {ids} IDs, then VIP5 adapters"
+def training_jobs(out: Path, data_dir: Path) -> dict[str, list[tuple]]:
+    """label -> the ``_train`` steps of its chain, each (config, data, run dir, pretrain):
+    per VIP5 variant a pretraining then the adapters on its backbone; SASRec alone."""
+    jobs = {}
+    for label, (ids, k) in RUNS.items():
+        pre = out / "runs" / f"pretrain-{ids}"
+        jobs[label] = [(pretrain_config(ids), data_dir, pre, True),
+                       (tuning_config(pre / "backbone", ids, k), data_dir, out / "runs" / label,
+                        False)]
+    jobs["sasrec"] = [(SASREC, data_dir, out / "runs" / "sasrec", False)]
+    return jobs
+
+
+def _chain(steps: list[tuple], quiet: bool) -> tuple[Path, float]:
+    """Run one chain of training steps; returns its last run dir and the seconds taken."""
+    start = time.time()
+    run_dir = None
+    for config, data_dir, run_dir, pretrain in steps:
+        _train(config, data_dir, run_dir, quiet, pretrain)
+    return run_dir, time.time() - start
+
+
+def _worker_init(threads: int) -> None:
+    """A training worker: its own thread count; Ctrl-C is the parent's to handle."""
+    import signal  # lazy: worker processes only
+
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(threads)
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+def demo_workers(requested: int | None) -> tuple[int, int]:
+    """(training processes, torch threads each): by default one process per chain (the
+    three overlap even on two cores, so the short SASRec chain does not wait for a VIP5
+    one), each with its share of the cores; small models train faster as parallel 1-thread
+    processes than as one process on several threads."""
+    cores = os.cpu_count() or 1
+    workers = requested or (len(RUNS) + 1 if cores > 1 else 1)
+    return workers, max(1, cores // workers)
+
+
+def train_all(out: Path, data_dir: Path, quiet: bool, console: Console,
+              workers: int | None = None) -> dict[str, Path]:
+    """Pretrain + tune each VIP5 variant, and train SASRec; returns label -> run dir.
+    With more than one worker the chains train in parallel processes (``spawn``)."""
+    jobs = training_jobs(out, data_dir)
+    for label, (ids, k) in RUNS.items():
+        console.print(f"[bold]{label}[/]: pretraining a tiny T5 on text-only prompts with {ids} "
+                      "IDs, then VIP5 adapters"
                       + (f" with {k} image tokens per item" if k else ""))
-        pre = _train(pretrain_config(ids), data_dir, out / "runs" / f"pretrain-{ids}", quiet,
-                     pretrain=True)
-        runs[label] = _train(tuning_config(pre / "backbone", ids, k), data_dir,
-                             out / "runs" / label, quiet, pretrain=False)
-    console.print("[bold]3/3[/] SASRec (cross-entropy over all items)")
-    runs["sasrec"] = _train(SASREC, data_dir, out / "runs" / "sasrec", quiet, pretrain=False)
-    return runs
+    console.print("[bold]sasrec[/]: cross-entropy over all items")
+    n, threads = demo_workers(workers)
+    if n == 1:
+        return {label: _chain(steps, quiet)[0] for label, steps in jobs.items()}
+    console.print(f"training in {n} processes of {threads} thread(s) each ...")
+    pool = mp.get_context("spawn").Pool(n, initializer=_worker_init, initargs=(threads,))
+    try:
+        pending = {label: pool.apply_async(_chain, (steps, True)) for label, steps in jobs.items()}
+        runs = {}
+        for label, result in pending.items():
+            runs[label], seconds = result.get()
+            console.print(f"  {label} trained ({seconds:.0f} s)")
+        pool.close()
+        return runs
+    finally:
+        pool.terminate()  # on an error or Ctrl-C the other chains stop too; they resume
+        pool.join()
 
 
 SERVE_ORDER = ("multimodal", "sasrec", "text-only")  # the runs `mfmrec serve` opens, in order
@@ -186,8 +253,9 @@ def serve_command(runs: dict[str, Path]) -> str:
     return " ".join(["mfmrec", "serve", *(shlex.quote(str(runs[x])) for x in labels)])
 
 
-def run_demo(out: Path, seed: int = 0, quiet: bool = False) -> dict:
-    """Run every step (each skipped when done); write ``OUT/summary.json`` and report."""
+def run_demo(out: Path, seed: int = 0, quiet: bool = False, workers: int | None = None) -> dict:
+    """Run every step (each skipped when done); write ``OUT/summary.json`` and report.
+    ``workers``: training processes (default: one per chain, up to the cores)."""
     from transformers.utils import logging as hf_logging  # lazy: transformers, ~0.6 s
 
     hf_logging.disable_progress_bar()  # the demo reports its own steps
@@ -201,7 +269,7 @@ def run_demo(out: Path, seed: int = 0, quiet: bool = False) -> dict:
                   "(SIMULATED users and reviews; images drawn by code)")
     encode_items(data_dir, quiet)
     build_id_sets(data_dir, seed, console)
-    runs = train_all(out, data_dir, quiet, console)
+    runs = train_all(out, data_dir, quiet, console, workers)
     loaded = _Runs(runs)
     results = {}
     for label, run_dir in runs.items():
