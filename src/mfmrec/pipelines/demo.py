@@ -228,19 +228,39 @@ def train_all(out: Path, data_dir: Path, quiet: bool, console: Console,
     n, threads = demo_workers(workers)
     if n == 1:
         return {label: _chain(steps, quiet)[0] for label, steps in jobs.items()}
-    console.print(f"training in {n} processes of {threads} thread(s) each ...")
+    console.print(f"training in {n} processes of {threads} thread(s) each")
     pool = mp.get_context("spawn").Pool(n, initializer=_worker_init, initargs=(threads,))
     try:
         pending = {label: pool.apply_async(_chain, (steps, True)) for label, steps in jobs.items()}
-        runs = {}
-        for label, result in pending.items():
-            runs[label], seconds = result.get()
-            console.print(f"  {label} trained ({seconds:.0f} s)")
+        done = _wait(pending, console, quiet)
         pool.close()
-        return runs
+        return {label: done[label] for label in jobs}  # in the chains' order
     finally:
         pool.terminate()  # on an error or Ctrl-C the other chains stop too; they resume
         pool.join()
+
+
+def _wait(pending: dict, console: Console, quiet: bool) -> dict[str, Path]:
+    """Collect the chains as they finish (an error is raised at once), saying which are
+    still training; returns label -> run dir."""
+    start, done = time.time(), {}
+    status = console.status("") if not quiet else None
+    if status is not None:
+        status.start()
+    try:
+        while len(done) < len(pending):
+            for label, result in pending.items():
+                if label not in done and result.ready():
+                    done[label], seconds = result.get()
+                    console.print(f"  {label} trained ({seconds:.0f} s)")
+            if status is not None:
+                left = ", ".join(x for x in pending if x not in done)
+                status.update(f"training {left} ({time.time() - start:.0f} s)")
+            time.sleep(0.5)
+    finally:
+        if status is not None:
+            status.stop()
+    return done
 
 
 SERVE_ORDER = ("multimodal", "sasrec", "text-only")  # the runs `mfmrec serve` opens, in order
@@ -260,7 +280,7 @@ def run_demo(out: Path, seed: int = 0, quiet: bool = False, workers: int | None 
 
     hf_logging.disable_progress_bar()  # the demo reports its own steps
     hf_logging.set_verbosity_error()
-    out = Path(out)
+    out = Path(out).resolve()  # runs name their backbone by path: load them from anywhere
     console = Console(width=max(Console().width, 110))
     start = time.time()
     data_dir = build_data(out, seed)
