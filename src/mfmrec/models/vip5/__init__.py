@@ -162,7 +162,8 @@ def build_vip5(config: VIP5Config, dataset, tokenizer=None, model_class: type = 
     options = PromptOptions(
         image_tokens=config.image_tokens, max_history=config.max_history,
         max_length=config.max_input_length, max_target_length=config.max_target_length,
-        num_negatives=config.num_negatives, sampling=config.sampling)
+        num_negatives=config.num_negatives, sampling=config.sampling,
+        sequential_target=config.sequential_target)
     prompts = PromptBuilder(dataset, tokenizer, options, names=names,
                             user_buckets=config.user_tokens, profiles=profiles)
     targets = _targets(tokenizer, names, dataset.numbers)

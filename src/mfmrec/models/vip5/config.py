@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from mfmrec.config import check
 from mfmrec.models.base import PROMPT_FAMILIES
 from mfmrec.models.vip5.indexing import Indexing
+from mfmrec.models.vip5.prompts.tasks import SEQUENTIAL_TARGETS
 
 TUNING_MODES = ("adapters", "adapters-self", "full")
 FAMILIES = tuple(PROMPT_FAMILIES.values())  # the tasks VIP5 trains on
@@ -51,6 +52,9 @@ class VIP5Config:
     tasks: list[str] = field(default_factory=lambda: list(FAMILIES))  # families trained on
     templates: list[str] | None = None  # template ids to train on; None: all seen ones
     sampling: str = "per_template"  # per_template | paper (VIP5's 10/10/1 random mix)
+    # sequential training target: last (the last training item, every time) | any (a
+    # random training position per sample: every prefix is an example, as for SASRec)
+    sequential_target: str = "last"
     max_history: int = 20  # most recent history items in sequential prompts
     num_negatives: int = 99  # negatives listed with the positive in training candidates
     max_input_length: int = 512  # encoder tokens per prompt
@@ -95,6 +99,9 @@ class VIP5Config:
               f"expected a non-empty subset of {', '.join(FAMILIES)}, got {self.tasks}")
         check(self.sampling in SAMPLINGS, "model.sampling",
               f"expected one of {', '.join(SAMPLINGS)}, got {self.sampling!r}")
+        check(self.sequential_target in SEQUENTIAL_TARGETS, "model.sequential_target",
+              f"expected one of {', '.join(SEQUENTIAL_TARGETS)}, "
+              f"got {self.sequential_target!r}")
         check(self.max_history >= 1, "model.max_history", "must be >= 1")
         check(self.num_negatives >= 1, "model.num_negatives", "must be >= 1")
         if self.templates is not None:

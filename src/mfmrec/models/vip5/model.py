@@ -168,6 +168,7 @@ class VIP5(Recommender):
             seed=seed, templates=cfg.templates, max_history=cfg.max_history,
             max_length=cfg.max_input_length, max_target_length=cfg.max_target_length,
             num_negatives=cfg.num_negatives, sampling=cfg.sampling,
+            sequential_target=cfg.sequential_target,
             names=self.prompts.items.names, user_buckets=self.prompts.items.user_buckets,
             profiles=self.prompts.items.profiles,
         )

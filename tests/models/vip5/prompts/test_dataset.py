@@ -42,6 +42,23 @@ def test_training_uses_the_last_training_item(beauty, beauty_train):
     assert ctx.target == beauty.sequences[user][-3]
 
 
+def test_any_target_draws_every_training_position_and_keeps_the_prefix(beauty, t5_tokenizer):
+    ds = PromptDataset(beauty, t5_tokenizer, sampling="paper", families=("A",), seed=3,
+                       sequential_target="any", max_history=50)
+    user = int(ds.seq_users[0])
+    train = beauty.train_sequences[user].tolist()
+    assert len(train) >= 3  # several positions to draw from
+    cuts = set()
+    for epoch in range(8):
+        for index in range(10):  # the paper mix: the user's 10 samples of the epoch
+            _, ctx = ds.context(index, epoch)
+            cut = len(ctx.history)
+            assert ctx.user == user and ctx.history == train[:cut] and ctx.target == train[cut]
+            cuts.add(cut)
+    assert cuts == set(range(1, len(train)))  # every prefix with >= 1 item serves
+    assert ds.context(4, 2)[1] == ds.context(4, 2)[1]  # a pure function of (seed, epoch, i)
+
+
 def test_same_seed_and_epoch_give_the_same_samples(beauty, t5_tokenizer, beauty_train):
     other = PromptDataset(beauty, t5_tokenizer, seed=11)
     b5 = beauty_train.composition()["A"] + 4  # a B-5 sample: 99 random negatives

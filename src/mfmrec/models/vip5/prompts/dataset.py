@@ -10,7 +10,9 @@ Mixture (``PromptOptions.sampling``):
   sample per review, each with a template drawn at random from its family.
 
 Sources for ``split="train"`` (training data only): sequential — the user's last
-training item is the target, the items before it the history (``max_history`` most
+training item is the target (``sequential_target="last"``; with ``"any"`` a random
+training position drawn per sample, so every prefix serves), the items before it the
+history (``max_history`` most
 recent; users with fewer than 2 training items are skipped); direct — a random training
 item of the user is the positive; explanation — ``reviews_of("train")`` rows with an
 explanation. For ``valid``/``test`` (e.g. a validation loss): the leave-one-out targets,
@@ -158,9 +160,13 @@ class PromptDataset(torch.utils.data.Dataset):
         b, train = self.builder, self.split == "train"
         if family == "A":
             user = int(self.seq_users[src])
-            seq = self.data.train_sequences[user] if train else None
-            hist, target = ((seq[:-1], seq[-1]) if train
-                            else (self.seq_hists[src], self.seq_targets[src]))
+            if train:
+                seq = self.data.train_sequences[user]
+                cut = (int(rng.integers(1, len(seq))) if self.options.sequential_target == "any"
+                       else len(seq) - 1)
+                hist, target = seq[:cut], seq[cut]
+            else:
+                hist, target = self.seq_hists[src], self.seq_targets[src]
             return template, b.sequential_context(template, user, hist, target, rng,
                                                   mix_separators=train)
         if family == "B":

@@ -40,6 +40,9 @@ from mfmrec.models.vip5.prompts.tokenization import (
 SAMPLINGS = ("per_template", "paper")
 
 
+SEQUENTIAL_TARGETS = ("last", "any")
+
+
 @dataclass(frozen=True)
 class PromptOptions:
     """How prompts are rendered and tokenized."""
@@ -58,6 +61,10 @@ class PromptOptions:
     """'per_template': every training user/review once per template of its family;
     'paper': VIP5's mix, 10 samples per user for A and for B and 1 per review for C, each
     with a template drawn at random."""
+    sequential_target: str = "last"
+    """Training target of a sequential sample: 'last' (the user's last training item,
+    every time) or 'any' (a random training position with at least one item before it,
+    drawn per sample: every prefix of the sequence is a training example, as SASRec's)."""
 
     def __post_init__(self) -> None:
         check(self.image_tokens >= 0, "image_tokens", f"must be >= 0, got {self.image_tokens}")
@@ -68,6 +75,8 @@ class PromptOptions:
         check(self.num_negatives >= 1, "num_negatives", f"must be >= 1, got {self.num_negatives}")
         check(self.sampling in SAMPLINGS, "sampling",
               f"must be one of {', '.join(SAMPLINGS)}, got {self.sampling!r}")
+        check(self.sequential_target in SEQUENTIAL_TARGETS, "sequential_target",
+              f"must be one of {', '.join(SEQUENTIAL_TARGETS)}, got {self.sequential_target!r}")
 
 
 @dataclass
