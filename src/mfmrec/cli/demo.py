@@ -13,7 +13,8 @@ def demo(
     seed: int = typer.Option(0, "--seed", help="Seed of the simulated data and the runs."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
     workers: int = typer.Option(0, "--workers", min=0, help="Training processes; 0 = one per "
-                                "model up to the CPU cores (1 = all in this process)."),
+                                "training chain (3) when there are 2+ cores; 1 = all in this "
+                                "process."),
 ) -> None:
     """Run the whole pipeline on the embedded demo dataset (simulated users, drawn images)."""
     from mfmrec.pipelines.demo import run_demo  # lazy: torch, ~1.4 s; keeps --help fast
