@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from mfmrec.errors import ConfigError
 from mfmrec.pipelines import demo as D
 
 MODELS = {"multimodal", "text-only", "popularity", "sasrec"}
@@ -60,3 +61,8 @@ def test_demo_writes_one_table_with_intervals_and_resumes(tmp_path, monkeypatch,
     # a second run reuses every finished step and prints the same table
     again = D.run_demo(tmp_path / "out", quiet=True)
     assert again["results"] == summary["results"]
+    # a finished run of another config is refused, not reported as current
+    monkeypatch.setattr(D, "SASREC", {**D.SASREC, "train": {**D.SASREC["train"], "epochs": 2}})
+    with pytest.raises(ConfigError, match=r"sasrec: trained by a demo with another config "
+                                          r"\(changed: train.epochs\)"):
+        D.run_demo(tmp_path / "out", quiet=True)

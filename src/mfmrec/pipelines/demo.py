@@ -41,6 +41,7 @@ from rich.console import Console
 
 from mfmrec.data import load_dataset
 from mfmrec.data.demo import build_demo
+from mfmrec.errors import ConfigError
 from mfmrec.evaluation.config import EvalConfig
 from mfmrec.evaluation.evaluator import evaluate
 from mfmrec.features.extract import extract_features
@@ -54,7 +55,7 @@ from mfmrec.pipelines.demo_report import (
     print_table,
     summary_results,
 )
-from mfmrec.training.config import resolve
+from mfmrec.training.config import differences, resolve
 
 IMAGE_ENCODER, COLOR_ENCODER, TEXT_ENCODER = "efficientnet-lite0", "color-histogram", "minilm"
 DEMO_USERS = 500  # simulated users: enough data for a learned model to show a taste
@@ -127,10 +128,23 @@ def build_id_sets(data_dir: Path, seed: int, console: Console) -> None:
                       markup=False, highlight=False)
 
 
+def _same_config(run_dir: Path, cfg) -> None:
+    """A finished run is reused only if this demo would train it the same way (an output
+    folder of an older demo would otherwise report its stale numbers as current)."""
+    from mfmrec.training.runs import RunDir  # lazy: accelerate, ~0.8 s
+
+    changed = differences(RunDir(run_dir).read_config(), cfg)
+    if changed:
+        raise ConfigError(f"{run_dir}: trained by a demo with another config (changed: "
+                          f"{', '.join(changed[:4])}{' ...' if len(changed) > 4 else ''}); "
+                          "remove the demo's output folder or pass another --out")
+
+
 def _train(config: dict, data_dir: Path, run_dir: Path, quiet: bool, pretrain: bool) -> Path:
-    if (run_dir / "final").is_dir():
-        return run_dir
     cfg = resolve(config, source=f"demo:{run_dir.name}")
+    if (run_dir / "final").is_dir():
+        _same_config(run_dir, cfg)
+        return run_dir
     resume = (run_dir / "checkpoints").is_dir()
     if run_dir.is_dir() and not resume:  # stopped before its first checkpoint: start over
         shutil.rmtree(run_dir)
