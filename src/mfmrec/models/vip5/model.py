@@ -19,6 +19,7 @@ items' target token ids (``recommend``), the exact log-likelihood of each candid
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -161,16 +162,14 @@ class VIP5(Recommender):
 
     # ---- training --------------------------------------------------------------------
     def train_data(self, dataset: Any, split: str = "train", seed: int = 0):
-        cfg = self.config
+        cfg, items = self.config, self.prompts.items
+        # the prompt options build_vip5 derived from the config, so inference and training
+        # render alike
         return PromptDataset(
             dataset, self.tokenizer, split=split,
-            families=[FAMILY_OF_TASK[t] for t in cfg.tasks], image_tokens=cfg.image_tokens,
-            seed=seed, templates=cfg.templates, max_history=cfg.max_history,
-            max_length=cfg.max_input_length, max_target_length=cfg.max_target_length,
-            num_negatives=cfg.num_negatives, sampling=cfg.sampling,
-            sequential_target=cfg.sequential_target,
-            names=self.prompts.items.names, user_buckets=self.prompts.items.user_buckets,
-            profiles=self.prompts.items.profiles,
+            families=[FAMILY_OF_TASK[t] for t in cfg.tasks], seed=seed,
+            templates=cfg.templates, names=items.names, user_buckets=items.user_buckets,
+            profiles=items.profiles, **dataclasses.asdict(self.prompts.options),
         )
 
     def collate(self, samples: list) -> dict:
