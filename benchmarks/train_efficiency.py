@@ -61,7 +61,8 @@ def _model(args: argparse.Namespace, mode: str):
     config = build(VIP5Config, dict(
         backbone=args.shape, tokenizer=args.tokenizer, tuning=mode, init_seed=args.seed,
         image_features=args.image_features, image_tokens=2 if args.image_features else 0,
-        tasks=tasks, max_input_length=args.max_length, sampling=args.sampling))
+        tasks=tasks, max_input_length=args.max_length, sampling=args.sampling,
+        attention_dropout=args.attention_dropout))
     model = build_vip5(config, dataset)
     if args.activation_checkpointing:  # as train.activation_checkpointing does
         model.enable_activation_checkpointing()
@@ -130,9 +131,9 @@ def _spawn(mode: str, args: argparse.Namespace) -> dict:
         cmd += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
     if args.activation_checkpointing:
         cmd.append("--activation-checkpointing")
-    for key in ("tokenizer", "image_features"):
-        if getattr(args, key):
-            cmd += [f"--{key.replace('_', '-')}", getattr(args, key)]
+    for key in ("tokenizer", "image_features", "attention_dropout"):
+        if getattr(args, key) is not None:
+            cmd += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)]
     if proc.returncode != 0 or not lines:
@@ -216,6 +217,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="the prompt mix (model.sampling); paper: VIP5's")
     p.add_argument("--activation-checkpointing", action="store_true",
                    help="recompute T5 blocks in backward (train.activation_checkpointing)")
+    p.add_argument("--attention-dropout", type=float,
+                   help="model.attention_dropout (default: as the backbone's dropout, 0.1)")
     p.add_argument("--steps", type=int, default=5, help="timed optimizer steps")
     p.add_argument("--warmup", type=int, default=1, help="untimed first steps")
     p.add_argument("--rounds", type=int, default=1,

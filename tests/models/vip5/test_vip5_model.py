@@ -140,3 +140,35 @@ def test_trainable_state_round_trip_rebuilds_the_model(make_vip5, dataset, t5_to
     batch = _batch(a, dataset)
     with torch.no_grad():
         assert torch.equal(a(batch).logits, b(batch).logits)
+
+
+def _attention_rates(model) -> set[float]:
+    return {m.dropout for m in model.modules() if hasattr(m, "has_relative_attention_bias")}
+
+
+def test_attention_dropout_alone(make_vip5, dataset, t5_tokenizer):
+    """model.attention_dropout drops attention probabilities only: at 0.3 (other dropout 0)
+    two training forwards differ; at 0 a training forward equals the eval forward."""
+    model = make_vip5(t5_tokenizer, dropout=0.1, attention_dropout=0.0)
+    assert _attention_rates(model) == {0.0}
+    assert {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)} == {0.1}
+    batch = _batch(model, dataset)
+    for rate, same in ((0.3, False), (0.0, True)):
+        model = make_vip5(t5_tokenizer, dropout=0.0, attention_dropout=rate)
+        with torch.no_grad():
+            reference = model.eval()(batch).logits
+            torch.manual_seed(0)
+            trained = model.train()(batch).logits
+        assert torch.allclose(trained, reference, atol=1e-6) is same
+
+
+def test_dropout_of_a_loaded_backbone_reaches_attention(tmp_path, t5_tokenizer):
+    from mfmrec.models.vip5.backbone import backbone_for
+
+    build_t5(PRESETS["tiny"], len(t5_tokenizer), pad_token_id=0, eos_token_id=1, seed=0,
+             dropout=0.1).save_pretrained(tmp_path)
+    loaded = backbone_for(str(tmp_path), len(t5_tokenizer), pad_token_id=0, eos_token_id=1,
+                          seed=0, dropout=0.0)
+    assert _attention_rates(loaded) == {0.0}
+    assert _attention_rates(backbone_for(str(tmp_path), len(t5_tokenizer), pad_token_id=0,
+                                         eos_token_id=1, seed=0)) == {0.1}

@@ -17,7 +17,12 @@ from mfmrec.errors import ConfigError
 from mfmrec.features.store import MissingAwareFeatures, load_item_features
 from mfmrec.ids import load_ids
 from mfmrec.models.registry import register
-from mfmrec.models.vip5.backbone import backbone_for, checkpoint_has_tokenizer, is_preset
+from mfmrec.models.vip5.backbone import (
+    backbone_for,
+    checkpoint_has_tokenizer,
+    is_preset,
+    set_attention_dropout,
+)
 from mfmrec.models.vip5.config import VIP5Config
 from mfmrec.models.vip5.export import PROMPT_EMBEDDINGS_FILE
 from mfmrec.models.vip5.indexing import (
@@ -148,6 +153,8 @@ def build_vip5(config: VIP5Config, dataset, tokenizer=None, model_class: type = 
                                 pad_token_id=tokenizer.pad_token_id,
                                 eos_token_id=tokenizer.eos_token_id, seed=config.init_seed,
                                 dropout=config.dropout)
+        if config.attention_dropout is not None:
+            set_attention_dropout(backbone, config.attention_dropout)
         if config.pack_training and not packable(backbone):
             raise ConfigError(f"config field model.pack_training: needs a T5-family backbone "
                               f"(relative positions); {config.backbone} is a "

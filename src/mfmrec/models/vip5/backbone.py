@@ -99,12 +99,23 @@ def load_t5(path: str | Path) -> T5ForConditionalGeneration:
 
 
 def set_dropout(model: torch.nn.Module, p: float) -> None:
-    """Set every dropout probability (a checkpoint's own rate is kept unless asked)."""
+    """Set every dropout probability, the attention probabilities' included (a
+    checkpoint's own rate is kept unless asked)."""
     for module in model.modules():
         if isinstance(module, torch.nn.Dropout):
             module.p = p
+    set_attention_dropout(model, p)
     if hasattr(model, "config"):
         model.config.dropout_rate = p
+
+
+def set_attention_dropout(model: torch.nn.Module, p: float) -> None:
+    """Set the dropout on the attention probabilities alone: T5's attention modules keep it
+    as a float (``T5Attention.dropout``) that they pass to the attention function."""
+    for module in model.modules():
+        if hasattr(module, "has_relative_attention_bias") and isinstance(
+                getattr(module, "dropout", None), float):
+            module.dropout = float(p)
 
 
 def backbone_for(spec: str, vocab_size: int, *, pad_token_id: int, eos_token_id: int,

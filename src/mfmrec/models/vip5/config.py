@@ -25,6 +25,10 @@ class VIP5Config:
     tokenizer: str | None = None  # tokenizer dir; None: the backbone's own, else one trained
     init_seed: int = 0  # seed of every randomly initialised part (frozen ones must match)
     dropout: float | None = None  # dropout of the backbone; None keeps the checkpoint's (0.1)
+    # dropout on the attention probabilities alone; None: as model.dropout (the paper).
+    # 0 lets a CPU's SDPA take its fused kernel (it has no dropout), which does not
+    # materialise the (B, H, L, L) probabilities: much less training memory (ours)
+    attention_dropout: float | None = None
     # -- item and user names
     indexing: str = "number"  # number (the paper) | semantic:NAME (DATA/ids/NAME, code tokens)
     # users as tokens <u_H> (H = user index mod user_tokens), new rows that train, in every
@@ -119,6 +123,8 @@ class VIP5Config:
         check(self.score_chunk_rows >= 0, "model.score_chunk_rows", "must be >= 0")
         check(self.dropout is None or 0 <= self.dropout < 1, "model.dropout",
               "must be in [0, 1) or null")
+        check(self.attention_dropout is None or 0 <= self.attention_dropout < 1,
+              "model.attention_dropout", "must be in [0, 1) or null")
 
     @property
     def item_indexing(self) -> Indexing:
