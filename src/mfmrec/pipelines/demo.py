@@ -298,7 +298,8 @@ def serve_command(runs: dict[str, Path]) -> str:
 
 def run_demo(out: Path, seed: int = 0, quiet: bool = False, workers: int | None = None) -> dict:
     """Run every step (each skipped when done); write ``OUT/summary.json`` and report.
-    ``workers``: training processes (default: one per chain, up to the cores)."""
+    ``workers``: training processes (default: one per chain on 2+ cores, see
+    :func:`demo_workers`)."""
     from transformers.utils import logging as hf_logging  # lazy: transformers, ~0.6 s
 
     hf_logging.disable_progress_bar()  # the demo reports its own steps
