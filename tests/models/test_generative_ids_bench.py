@@ -6,11 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-
-
-pytestmark = pytest.mark.slow  # a long end-to-end run; CI runs it
 
 
 @pytest.mark.slow
@@ -23,7 +21,8 @@ def test_benchmark_table_has_every_model_interval_and_id_health(tmp_path, capsys
                       max_len=7, image_size=16)
     bench.main(["--data", str(data), "--out", str(tmp_path / "bench"), "--budget-min",
                 "0.001", "--max-epochs", "1", "--eval-users", "4", "--levels", "2",
-                "--codebook", "4", "--parallel", "2", "--quiet"])
+                "--codebook", "4", "--parallel", "2", "--vip5-set", "model.max_history=3",
+                "--quiet"])
     table = (tmp_path / "bench" / "table.md").read_text()
     for row in ("popularity", "sasrec", "vip5-number", "vip5-text", "vip5-image+text",
                 "vip5-collab", "tiger"):
@@ -31,3 +30,18 @@ def test_benchmark_table_has_every_model_interval_and_id_health(tmp_path, capsys
     assert "ids `collab`" in table and "ids `image+text`" in table
     assert table.count("[") >= 6  # a bootstrap interval on every row but the reference
     assert "| vip5-number |" in capsys.readouterr().out
+    for run in ("vip5-number", "vip5-text", "vip5-collab"):  # --vip5-set reached each
+        config = yaml.safe_load((tmp_path / "bench" / "runs" / run / "config.yaml").read_text())
+        assert config["model"]["max_history"] == 3, run
+    tiger = yaml.safe_load((tmp_path / "bench" / "runs" / "tiger" / "config.yaml").read_text())
+    assert tiger["model"]["max_history"] != 3  # and only the VIP5 rows
+
+
+def test_a_malformed_vip5_override_is_refused(tmp_path, capsys):
+    import generative_ids as bench
+
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["--data", str(tmp_path), "--out", str(tmp_path / "b"),
+                    "--vip5-set", "train.lr"])
+    assert exc.value.code == 2
+    assert "--vip5-set: expected KEY=VALUE, got 'train.lr'" in capsys.readouterr().err
