@@ -15,7 +15,8 @@ VIP5 with random numbers. Rows:
 
 VIP5 rows train every weight of a ``tiny`` T5 on text-only sequential prompts (no
 pretrained T5 exists offline; on a CPU the budget is too small for the two-stage
-pretrain-then-adapters recipe). The image+text row needs item photos: a dataset without
+pretrain-then-adapters recipe; ``--vip5-set KEY=VALUE`` changes the recipe of every VIP5
+row). The image+text row needs item photos: a dataset without
 them (the P5 Beauty split here) gets no such row, and the output says so. The
 collaborative IDs come from the SASRec run of this very benchmark, whose training time is
 not charged to ``vip5-collab``.
