@@ -61,11 +61,18 @@ def _python() -> str:
     return sys.executable
 
 
+def _logged_seconds(run_dir: Path) -> float | None:
+    """A finished run's recorded training time (efficiency.json; None without one)."""
+    path = run_dir / "efficiency.json"
+    seconds = json.loads(path.read_text()).get("train_seconds") if path.is_file() else None
+    return None if seconds is None else round(seconds, 1)
+
+
 def _train(name: str, config: str, overrides: list[str], args) -> tuple[str, float | None]:
     """``mfmrec train`` in a subprocess (one thread); skipped when the run is finished."""
     run_dir = args.out / "runs" / name
-    if (run_dir / "final").is_dir():
-        return name, None
+    if (run_dir / "final").is_dir():  # finished earlier: its recorded training time
+        return name, _logged_seconds(run_dir)
     cmd = [_python(), "-m", "mfmrec.cli.main", "train", str(CONFIGS / config), *overrides,
            f"train.max_minutes={args.budget_min}", f"train.epochs={args.max_epochs}",
            "--data", str(args.data), "--out", str(run_dir), "--quiet"]

@@ -33,6 +33,12 @@ def test_benchmark_table_has_every_model_interval_and_id_health(tmp_path, capsys
     for run in ("vip5-number", "vip5-text", "vip5-collab"):  # --vip5-set reached each
         config = yaml.safe_load((tmp_path / "bench" / "runs" / run / "config.yaml").read_text())
         assert config["model"]["max_history"] == 3, run
+    # a second call reuses every run and evaluation, and still reports training seconds
+    bench.main(["--data", str(data), "--out", str(tmp_path / "bench"), "--levels", "2",
+                "--codebook", "4", "--eval-users", "4", "--quiet"])
+    rerun = (tmp_path / "bench" / "table.md").read_text().splitlines()
+    vip5_row = next(line for line in rerun if line.startswith("| vip5-text |"))
+    assert float(vip5_row.rstrip(" |").rsplit("|", 1)[1]) >= 0.0
     tiger = yaml.safe_load((tmp_path / "bench" / "runs" / "tiger" / "config.yaml").read_text())
     assert tiger["model"]["max_history"] != 3  # and only the VIP5 rows
 
