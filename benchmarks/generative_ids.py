@@ -41,6 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mfmrec.config import ConfigError, parse_override
+
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 METRICS = ("HR@5", "HR@10", "NDCG@5", "NDCG@10")
 REFERENCE = "vip5-number"
@@ -61,7 +63,7 @@ def _python() -> str:
     return sys.executable
 
 
-def _logged_seconds(run_dir: Path) -> float | None:
+def _recorded_seconds(run_dir: Path) -> float | None:
     """A finished run's recorded training time (efficiency.json; None without one)."""
     path = run_dir / "efficiency.json"
     seconds = json.loads(path.read_text()).get("train_seconds") if path.is_file() else None
@@ -72,7 +74,7 @@ def _train(name: str, config: str, overrides: list[str], args) -> tuple[str, flo
     """``mfmrec train`` in a subprocess (one thread); skipped when the run is finished."""
     run_dir = args.out / "runs" / name
     if (run_dir / "final").is_dir():  # finished earlier: its recorded training time
-        return name, _logged_seconds(run_dir)
+        return name, _recorded_seconds(run_dir)
     cmd = [_python(), "-m", "mfmrec.cli.main", "train", str(CONFIGS / config), *overrides,
            f"train.max_minutes={args.budget_min}", f"train.epochs={args.max_epochs}",
            "--data", str(args.data), "--out", str(run_dir), "--quiet"]
@@ -135,15 +137,15 @@ def train_models(args, images: list[str]) -> dict[str, float | None]:
     """Every training, ``--parallel`` at a time in ``--models`` order; vip5-collab once
     SASRec is done."""
     content_ids(args.data, images, args)
-    # the VIP5 rows first, side by side: they share the machine under the same conditions
-    vip5 = VIP5 + args.vip5_set
-    jobs = {"vip5-number": ("vip5-beauty.yaml", vip5 + ["model.indexing=number"]),
-            "vip5-text": ("vip5-beauty.yaml", vip5 + ["model.indexing=semantic:text"]),
+
+    def vip5(indexing: str) -> tuple[str, list[str]]:  # a VIP5 row: defaults, --vip5-set
+        return "vip5-beauty.yaml", VIP5 + args.vip5_set + [f"model.indexing={indexing}"]
+
+    jobs = {"vip5-number": vip5("number"), "vip5-text": vip5("semantic:text"),
             "tiger": ("tiger.yaml", ["model.indexing=semantic:text"]),
             "sasrec": ("sasrec.yaml", [])}
     if images:
-        jobs["vip5-image+text"] = ("vip5-beauty.yaml",
-                                   vip5 + ["model.indexing=semantic:image+text"])
+        jobs["vip5-image+text"] = vip5("semantic:image+text")
     # started in --models order; vip5-collab waits for SASRec (its item table)
     order = [m for m in args.models if m in jobs]
     with ThreadPoolExecutor(max_workers=args.parallel) as pool:
@@ -151,8 +153,7 @@ def train_models(args, images: list[str]) -> dict[str, float | None]:
         if "vip5-collab" in args.models:
             futures[order.index("sasrec")].result()
             collab_ids(args.data, args.out / "runs" / "sasrec", args)
-            futures.append(pool.submit(_train, "vip5-collab", "vip5-beauty.yaml",
-                                       vip5 + ["model.indexing=semantic:collab"], args))
+            futures.append(pool.submit(_train, "vip5-collab", *vip5("semantic:collab"), args))
         return dict(f.result() for f in futures)
 
 
@@ -243,9 +244,11 @@ def main(argv: list[str] | None = None) -> None:
     unknown = sorted(set(args.models) - set(MODELS))
     if unknown:
         p.error(f"--models: unknown {unknown} (known: {', '.join(MODELS)})")
-    bad = [o for o in args.vip5_set if "=" not in o]
-    if bad:
-        p.error(f"--vip5-set: expected KEY=VALUE, got {bad[0]!r}")
+    for override in args.vip5_set:  # the trainer's own override syntax
+        try:
+            parse_override(override)
+        except ConfigError as exc:
+            p.error(f"--vip5-set: {exc}")
     if "vip5-collab" in args.models and "sasrec" not in args.models:
         p.error("--models: vip5-collab needs sasrec (its item table)")
     args.out.mkdir(parents=True, exist_ok=True)

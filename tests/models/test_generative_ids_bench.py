@@ -50,4 +50,4 @@ def test_a_malformed_vip5_override_is_refused(tmp_path, capsys):
         bench.main(["--data", str(tmp_path), "--out", str(tmp_path / "b"),
                     "--vip5-set", "train.lr"])
     assert exc.value.code == 2
-    assert "--vip5-set: expected KEY=VALUE, got 'train.lr'" in capsys.readouterr().err
+    assert "--vip5-set: override 'train.lr': expected key=value" in capsys.readouterr().err
