@@ -17,7 +17,8 @@ from mfmrec.models.registry import register
 
 
 def test_build_twice_gives_byte_identical_files(run_cli, tiny_ids_data):
-    paths = [tiny_ids_data / "ids" / f"sem.{ext}" for ext in ("parquet", "json")]
+    paths = [tiny_ids_data / "ids" / f"sem.{ext}"
+             for ext in ("parquet", "json", "vectors.safetensors")]
     blobs = []
     for _ in range(2):
         code, out, err = run_cli("ids", "build", tiny_ids_data, "--name", "sem", "--features",

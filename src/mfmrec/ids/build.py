@@ -21,6 +21,7 @@ from mfmrec.ids.inputs import InputMatrix, check_codebook, feature_inputs, matri
 from mfmrec.ids.kmeans import residual_kmeans
 from mfmrec.ids.rqvae import Progress, train_rqvae
 from mfmrec.ids.store import FORMAT_VERSION, SemanticIds, check_name, load_ids, write_ids
+from mfmrec.ids.vectors import code_vectors, write_vectors
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +89,8 @@ def build_meta(name: str, config: IdBuildConfig, inputs: InputMatrix, q: Quantis
 def build_ids(dataset_dir: str | Path, name: str, config: IdBuildConfig,
               matrix: torch.Tensor | None = None, source: str | None = None,
               progress: Progress | None = None) -> SemanticIds:
-    """Build, check and write ``<dataset_dir>/ids/<name>.{parquet,json,timing.json}``.
+    """Build, check and write ``<dataset_dir>/ids/<name>.{parquet,json,timing.json}`` and
+    the per-level code vectors (``<name>.vectors.safetensors``).
 
     Inputs: ``config.features`` (stores of the dataset) or ``matrix`` (N, d), e.g. a
     trained model's item embeddings, with ``source`` naming where it came from.
@@ -104,5 +106,6 @@ def build_ids(dataset_dir: str | Path, name: str, config: IdBuildConfig,
     seconds = time.perf_counter() - start
     report = health_report(q.codes, config.codebook, inputs.matrix, q.reconstruction, seconds)
     meta = build_meta(name, config, inputs, q, report, int(dedup.max()) + 1, source, item_ids)
+    write_vectors(dataset_dir, name, code_vectors(inputs.matrix, q.codes, config.codebook))
     write_ids(dataset_dir, name, full, meta, seconds)
     return load_ids(dataset_dir, name, item_ids)

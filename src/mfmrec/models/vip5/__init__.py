@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from mfmrec.errors import ConfigError
 from mfmrec.features.store import MissingAwareFeatures, load_item_features
-from mfmrec.ids import load_ids
+from mfmrec.ids import load_code_vectors, load_ids
 from mfmrec.models.registry import register
 from mfmrec.models.vip5.backbone import (
     backbone_for,
@@ -31,6 +31,7 @@ from mfmrec.models.vip5.indexing import (
     code_names,
     code_vocabulary,
     extend_vocabulary,
+    init_code_rows,
     user_vocabulary,
 )
 from mfmrec.models.vip5.mapping import ItemImageTokens, MappingNetwork, PromptEmbeddings
@@ -118,6 +119,12 @@ def item_names(config: VIP5Config, dataset
     return names, tokens + user_vocabulary(config.user_tokens), profiles
 
 
+def _code_vectors(config: VIP5Config, dataset) -> torch.Tensor:
+    """(L, K, D) input-space vectors of the semantic ID set's codes."""
+    ids = load_ids(dataset.root, config.item_indexing.ids_name, item_ids=list(dataset.item_ids))
+    return load_code_vectors(dataset.root, ids)
+
+
 def _with_tokens(tokenizer, tokens: list[str]):
     """A copy of ``tokenizer`` with ``tokens`` added (the caller's stays as it was), and
     the id of the first new token."""
@@ -161,6 +168,8 @@ def build_vip5(config: VIP5Config, dataset, tokenizer=None, model_class: type = 
                               f"{backbone.config.model_type}")
         extend_vocabulary(backbone, start, len(tokenizer), frozen_base=config.uses_adapters,
                           seed=config.init_seed + 1)
+        if config.code_init == "features":
+            init_code_rows(backbone, tokenizer, start, _code_vectors(config, dataset))
         if config.uses_adapters:
             inject_adapters(backbone, _adapter_spec(config))
         d_model = backbone.config.d_model

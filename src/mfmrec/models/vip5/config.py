@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from mfmrec.config import check
 from mfmrec.models.base import PROMPT_FAMILIES
-from mfmrec.models.vip5.indexing import Indexing
+from mfmrec.models.vip5.indexing import CODE_INITS, Indexing
 from mfmrec.models.vip5.prompts.tasks import SEQUENTIAL_TARGETS
 
 TUNING_MODES = ("adapters", "adapters-self", "full")
@@ -40,6 +40,10 @@ class VIP5Config:
     # user in every user slot; 0 = no profile (the paper)
     user_profile: int = 0
     user_profile_depth: int = 0
+    # where the new code tokens' embedding rows start (semantic indexing): random (N(0, std
+    # of the table)) or features: each code's input-space vector (ids/NAME.vectors), PCA-
+    # projected to d_model, so similar codes start with similar rows (ours)
+    code_init: str = "random"
     # -- parameter-efficient tuning
     tuning: str = "adapters"  # adapters (self+cross, the paper) | adapters-self | full
     reduction_factor: int = 8  # adapter width = d_model / reduction_factor
@@ -84,6 +88,11 @@ class VIP5Config:
               "must be >= 0 (0 = every level but the disambiguation code)")
         check(self.user_profile == 0 or self.item_indexing.kind == "semantic",
               "model.user_profile", "profiles are written in semantic codes: needs "
+              "model.indexing: semantic:NAME")
+        check(self.code_init in CODE_INITS, "model.code_init",
+              f"expected one of {', '.join(CODE_INITS)}, got {self.code_init!r}")
+        check(self.code_init == "random" or self.item_indexing.kind == "semantic",
+              "model.code_init", "features initialises code tokens: needs "
               "model.indexing: semantic:NAME")
         check(self.tuning in TUNING_MODES, "model.tuning",
               f"expected one of {', '.join(TUNING_MODES)}, got {self.tuning!r}")

@@ -30,6 +30,7 @@ from mfmrec.errors import ConfigError
 
 LEVEL_LETTERS = "abcdefghij"
 NUMBER, SEMANTIC = "number", "semantic"
+CODE_INITS = ("random", "features")  # model.code_init
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,55 @@ def extend_vocabulary(backbone: nn.Module, start: int, size: int, *, frozen_base
     backbone.set_input_embeddings(ExtendedEmbedding(shared, start, extra))
     backbone.set_output_embeddings(ExtendedHead(head, start, extra_weight))
     backbone.config.vocab_size = size
+
+
+def projected_code_rows(vectors: torch.Tensor, d_model: int, std: float) -> torch.Tensor:
+    """(L, K, D) code vectors -> (L, K, d_model) embedding rows.
+
+    Each level is centred over its used codes; one basis, the top principal directions of
+    level 0's centred vectors, projects every level (so a level's rows keep their relative
+    scale within the level); each level is then scaled to an RMS of ``std`` per element.
+    Unused codes (zero vectors) give zero rows.
+    """
+    used = vectors.abs().sum(-1) > 0  # (L, K)
+    centred = torch.zeros_like(vectors)
+    for level in range(len(vectors)):
+        v = vectors[level][used[level]]  # (K', D)
+        centred[level][used[level]] = v - v.mean(0) if len(v) > 1 else v
+    _, _, vt = torch.linalg.svd(centred[0], full_matrices=False)  # vt (r, D)
+    basis = vt[:d_model].T  # (D, r), r <= d_model
+    rows = torch.zeros(*vectors.shape[:2], d_model)  # (L, K, d)
+    rows[..., : basis.shape[1]] = centred @ basis
+    for level in range(len(rows)):
+        rms = rows[level][used[level]].pow(2).mean().sqrt()
+        if float(rms) > 0:
+            rows[level] *= std / rms
+    return rows
+
+
+def init_code_rows(backbone: nn.Module, tokenizer, start: int, vectors: torch.Tensor) -> int:
+    """Start the new code tokens' embedding rows (ids >= ``start``) from their (L, K, D)
+    vectors (:func:`projected_code_rows`, at the std of the pretrained rows), in the input
+    table and, when untied, in the output head; returns how many rows were set."""
+    embed, head = backbone.get_input_embeddings(), backbone.get_output_embeddings()
+    table = embed.extra.weight if isinstance(embed, ExtendedEmbedding) else embed.weight
+    offset = start if isinstance(embed, ExtendedEmbedding) else 0
+    std = float(embed.weight[:start].detach().std())
+    rows = projected_code_rows(vectors, backbone.config.d_model, std)  # (L, K, d)
+    vocab = tokenizer.get_vocab()
+    pairs = [(vocab[code_token(lv, c)], lv, c) for lv in range(rows.shape[0])
+             for c in range(rows.shape[1])
+             if vocab.get(code_token(lv, c), -1) >= start and rows[lv, c].any()]
+    if not pairs:
+        return 0
+    token = torch.tensor([p[0] for p in pairs])  # (P,)
+    value = rows[[p[1] for p in pairs], [p[2] for p in pairs]]  # (P, d)
+    with torch.no_grad():
+        table[token - offset] = value.to(table.dtype)
+        out = head.extra_weight if isinstance(head, ExtendedHead) else head.weight
+        if out is not table:  # an untied head gets the same start
+            out[token - offset] = value.to(out.dtype)
+    return len(pairs)
 
 
 def is_new_token_parameter(name: str) -> bool:
