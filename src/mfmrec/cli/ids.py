@@ -86,6 +86,7 @@ def build_cmd(
     )
     from mfmrec.ids.health import HealthReport  # lazy: torch, ~1.4 s; keeps --help fast
     from mfmrec.ids.store import ids_path, meta_path, read_timing  # lazy: torch, ~1.4 s
+    from mfmrec.ids.vectors import vectors_path  # lazy: torch, ~1.4 s
 
     if (features is None) == (from_run is None):
         raise DataError("ids build: give --features or --from-run, exactly one")
@@ -100,7 +101,8 @@ def build_cmd(
                         progress=progress)
     report = HealthReport.from_dict(ids.meta["health"], read_timing(data_dir, name))
     typer.echo(f"{name}: {ids.num_items} items, {health_line(report)}")
-    typer.echo(f"wrote {ids_path(data_dir, name)} and {meta_path(data_dir, name)}")
+    path = ids_path(data_dir, name)
+    typer.echo(f"wrote {path}, {meta_path(data_dir, name)} and {vectors_path(path)}")
 
 
 @ids_app.command("show")
