@@ -74,3 +74,29 @@ def test_serve_command_names_the_multimodal_run_first_and_quotes_paths(tmp_path)
     words = shlex.split(line)
     assert words[:2] == ["mfmrec", "serve"]
     assert words[2:] == [str(runs[x]) for x in ("multimodal", "sasrec", "text-only")]
+
+
+def test_example_user_leaves_out_items_the_user_already_has():
+    from types import SimpleNamespace
+
+    import numpy as np
+    import torch
+
+    from mfmrec.models.base import GENERATED_LIST
+    from mfmrec.pipelines.demo_report import example_user
+
+    class Listing(torch.nn.Module):  # a list-generating model that repeats the history
+        produces = GENERATED_LIST
+
+        def recommend(self, users, histories, k, prompt=None):
+            order = histories[0].tolist() + [i for i in range(20) if i not in histories[0]]
+            return torch.tensor([order[:k]])
+
+    history = np.array([3, 1, 4])
+    ds = SimpleNamespace(targets=lambda split: (np.array([0]), [history], np.array([9])),
+                         num_items=20, user_ids=["u0"], titles=[f"t{i}" for i in range(20)],
+                         item_ids=[f"i{i}" for i in range(20)])
+    text = example_user(SimpleNamespace(dataset=ds, model=Listing()), Console(), k=3)
+    recommended = text.split("history left out):")[1]
+    assert "(i0)" in recommended and "(i2)" in recommended and "(i5)" in recommended
+    assert not any(f"(i{i})" in recommended for i in (1, 3, 4))
