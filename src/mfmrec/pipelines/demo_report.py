@@ -89,16 +89,16 @@ def example_user(run, console: Console, user: int = 0, k: int = 5) -> str:
     users, hists, _ = ds.targets("test")
     row = int(np.flatnonzero(users == user)[0]) if user in set(users.tolist()) else 0
     history = torch.as_tensor(hists[row])
-    wide = min(k + len(set(history.tolist())), ds.num_items)  # room for the history
+    seen = set(history.tolist())
+    wide = min(k + len(seen), ds.num_items)  # room for the history
     listed = recommend_top_k(run.model, torch.tensor([int(users[row])]), [history], wide,
                              prompt="A-3")[0]
-    seen = set(history.tolist())
-    items = np.asarray([i for i in listed.tolist() if i >= 0 and i not in seen][:k])
+    items = [i for i in listed.tolist() if i >= 0 and i not in seen][:k]
     lines = [f"User {ds.user_ids[int(users[row])]}, history (oldest first):"]
     lines += [f"  - {ds.titles[int(i)]}" for i in history.tolist()]
     lines.append("Recommended next (VIP5 multimodal, A-3, history left out):")
     lines += [f"  {rank}. {ds.titles[int(i)]} ({ds.item_ids[int(i)]})"
-              for rank, i in enumerate(items.tolist(), 1)]
+              for rank, i in enumerate(items, 1)]
     text = "\n".join(lines)
     console.print(text, markup=False, highlight=False)
     return text

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from mfmrec.errors import ConfigError
 from mfmrec.features.store import MissingAwareFeatures, load_item_features
-from mfmrec.ids import load_code_vectors, load_ids
+from mfmrec.ids import SemanticIds, load_code_vectors, load_ids
 from mfmrec.models.registry import register
 from mfmrec.models.vip5.backbone import (
     backbone_for,
@@ -104,11 +104,12 @@ def _image_tokens(config: VIP5Config, dataset, d_model: int) -> ItemImageTokens 
 
 
 def item_names(config: VIP5Config, dataset
-               ) -> tuple[list[str] | None, list[str], list[str] | None]:
-    """(per-item names or None for numbers, new tokens to add, per-user profiles or None)
-    of ``model.indexing``, ``model.user_tokens`` and ``model.user_profile``."""
+               ) -> tuple[list[str] | None, list[str], list[str] | None, SemanticIds | None]:
+    """(per-item names or None for numbers, new tokens to add, per-user profiles or None,
+    the semantic ID set or None) of ``model.indexing``, ``model.user_tokens`` and
+    ``model.user_profile``."""
     indexing = config.item_indexing
-    names, tokens, profiles = None, [], None
+    names, tokens, profiles, ids = None, [], None, None
     if indexing.kind == SEMANTIC:
         ids = load_ids(dataset.root, indexing.ids_name, item_ids=list(dataset.item_ids))
         names, tokens = code_names(ids.codes), code_vocabulary(ids.codes)
@@ -116,13 +117,7 @@ def item_names(config: VIP5Config, dataset
             depth = profile_depth(config.user_profile_depth, ids.levels)
             profiles = user_profiles(ids.codes, dataset.train_sequences,
                                      config.user_profile, depth)
-    return names, tokens + user_vocabulary(config.user_tokens), profiles
-
-
-def _code_vectors(config: VIP5Config, dataset) -> torch.Tensor:
-    """(L, K, D) input-space vectors of the semantic ID set's codes."""
-    ids = load_ids(dataset.root, config.item_indexing.ids_name, item_ids=list(dataset.item_ids))
-    return load_code_vectors(dataset.root, ids)
+    return names, tokens + user_vocabulary(config.user_tokens), profiles, ids
 
 
 def _with_tokens(tokenizer, tokens: list[str]):
@@ -151,7 +146,7 @@ def build_vip5(config: VIP5Config, dataset, tokenizer=None, model_class: type = 
     """Assemble VIP5 (or a subclass, e.g. TIGER) for ``dataset``; every random part is
     drawn from ``init_seed``."""
     # first: a missing ID set fails fast
-    names, new_tokens, profiles = item_names(config, dataset)
+    names, new_tokens, profiles, ids = item_names(config, dataset)
     tokenizer = tokenizer if tokenizer is not None else resolve_tokenizer(config, dataset)
     tokenizer, start = _with_tokens(tokenizer, new_tokens)
     with torch.random.fork_rng(devices=[]):
@@ -169,7 +164,7 @@ def build_vip5(config: VIP5Config, dataset, tokenizer=None, model_class: type = 
         extend_vocabulary(backbone, start, len(tokenizer), frozen_base=config.uses_adapters,
                           seed=config.init_seed + 1)
         if config.code_init == "features":
-            init_code_rows(backbone, tokenizer, start, _code_vectors(config, dataset))
+            init_code_rows(backbone, tokenizer, start, load_code_vectors(dataset.root, ids))
         if config.uses_adapters:
             inject_adapters(backbone, _adapter_spec(config))
         d_model = backbone.config.d_model
