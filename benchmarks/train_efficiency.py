@@ -22,7 +22,11 @@ on a shared machine; peak memory measured by the trainer's
 :class:`~mfmrec.training.efficiency.MemoryMonitor` over warm-up and timed steps: on
 CUDA ``torch.cuda.max_memory_allocated`` (weights included); on CPU the RSS sampled every
 20 ms, shown as its increase during training (gradients, optimizer states, activations)
-and as the absolute peak (weights, libraries and data included). Ratios are to ``full``.
+and as the absolute peak (weights, libraries and data included); and on CPU also the
+*tensor* peak, the number a GPU reports (:mod:`mfmrec.training.tensor_memory`): one extra,
+untimed step on the longest batch runs under the profiler, and the peak of live tensors is
+the weights, optimizer state and batch plus the step's highest net allocation (the JSON
+names the operators live at that peak). Ratios are to ``full``.
 With ``--rounds R`` the modes run R times, alternating, and each step counts its fastest
 round (other jobs on a shared machine only ever slow a step down); memory is the highest
 peak of the rounds.
@@ -88,6 +92,25 @@ def _sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _tensor_peak(model, optimizer, batches: list[dict], step) -> dict:
+    """One more, untimed step on the longest batch under the profiler: the tensor-level
+    peak (what ``torch.cuda.max_memory_allocated`` counts on a GPU), with the weights, the
+    optimizer state and the batch as resident and the operators live at the peak."""
+    import torch
+
+    from mfmrec.training.tensor_memory import TensorPeakProbe, model_and_optimizer_tensors
+
+    at = max(range(len(batches)), key=lambda i: batches[i]["input_ids"].numel())
+    batch = batches[at]
+    resident = model_and_optimizer_tensors(model, optimizer)
+    resident += [v for v in batch.values() if torch.is_tensor(v)]
+    with TensorPeakProbe(resident) as probe:
+        step(at, batch)
+    if probe.result is None:
+        return {"error": probe.error}
+    return {**probe.result.as_dict(), "batch_shape": list(batch["input_ids"].shape)}
+
+
 def worker(args: argparse.Namespace) -> None:
     import torch
 
@@ -103,22 +126,30 @@ def worker(args: argparse.Namespace) -> None:
     optimizer = torch.optim.AdamW(optimizer_groups(model, 0.01), lr=1e-4, eps=1e-6)
     monitor = MemoryMonitor(device).start()
     times, losses = [], []
-    for step, batch in enumerate(batches):
-        torch.manual_seed(args.seed + step)  # the same dropout masks in every mode
-        _sync(device)
-        tick = time.perf_counter()
+
+    def step(i: int, batch: dict) -> float:
+        torch.manual_seed(args.seed + i)  # the same dropout masks in every mode
         loss = model.training_loss(batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 5.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        return float(loss.detach())
+
+    for i, batch in enumerate(batches):
+        _sync(device)
+        tick = time.perf_counter()
+        losses.append(step(i, batch))
         _sync(device)
         times.append(time.perf_counter() - tick)
-        losses.append(float(loss))
     memory = monitor.stop()
+    tensors = None
+    if device.type == "cpu" and args.tensor_memory:
+        tensors = _tensor_peak(model, optimizer, batches, step)
     shape = [list(b["input_ids"].shape) for b in batches]
     print(MARK + json.dumps({
         "mode": args.worker, "parameters": parameter_counts(model), "memory": memory,
+        "tensor_memory": tensors,
         "step_seconds": times[args.warmup:], "warmup_seconds": times[:args.warmup],
         "losses": losses, "batch_shapes": shape, "device": str(device)}), flush=True)
 
@@ -131,6 +162,8 @@ def _spawn(mode: str, args: argparse.Namespace) -> dict:
         cmd += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
     if args.activation_checkpointing:
         cmd.append("--activation-checkpointing")
+    if not args.tensor_memory:
+        cmd.append("--no-tensor-memory")
     for key in ("tokenizer", "image_features", "attention_dropout"):
         if getattr(args, key) is not None:
             cmd += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
@@ -171,6 +204,8 @@ def summarise(result: dict, base: dict) -> dict:
             "peak_mib": _mib(mem["peak_memory_bytes"]),
             "increase_mib": _mib(mem.get("rss_increase_bytes")),
             "memory_kind": mem["memory_kind"],
+            "tensor_peak_mib": _mib((result.get("tensor_memory") or {}).get(
+                "tensor_peak_bytes")),
             "first_loss": result["losses"][0], "last_loss": result["losses"][-1]}
 
 
@@ -183,7 +218,8 @@ def table(rows: list[dict], cpu: bool) -> str:
     head = ["mode", "trainable", "s (timed steps)", "time vs full (total)",
             "time vs full (median per step)", "peak memory MiB", "peak vs full"]
     if cpu:
-        head += ["RSS increase MiB", "increase vs full"]
+        head += ["RSS increase MiB", "increase vs full", "tensor peak MiB",
+                 "tensor peak vs full"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["mode"], f"{r['trainable']:,} ({r['trainable_pct']:.2f}%)",
@@ -191,8 +227,11 @@ def table(rows: list[dict], cpu: bool) -> str:
                  f"{r['median_pair_ratio']:.3f}",
                  f"{r['peak_mib']:,.0f}", _ratio(r["peak_mib"], base["peak_mib"])]
         if cpu:
+            tensor = r["tensor_peak_mib"]
             cells += [f"{r['increase_mib']:,.0f}", _ratio(r["increase_mib"],
-                                                          base["increase_mib"])]
+                                                          base["increase_mib"]),
+                      "n/a" if tensor is None else f"{tensor:,.0f}",
+                      _ratio(tensor, base["tensor_peak_mib"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -219,6 +258,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="recompute T5 blocks in backward (train.activation_checkpointing)")
     p.add_argument("--attention-dropout", type=float,
                    help="model.attention_dropout (default: as the backbone's dropout, 0.1)")
+    p.add_argument("--no-tensor-memory", dest="tensor_memory", action="store_false",
+                   help="on CPU, skip the extra profiled step that measures the peak of live "
+                        "tensors (the GPU's max_memory_allocated)")
     p.add_argument("--steps", type=int, default=5, help="timed optimizer steps")
     p.add_argument("--warmup", type=int, default=1, help="untimed first steps")
     p.add_argument("--rounds", type=int, default=1,

@@ -183,9 +183,11 @@ def load_item_features(dataset, name: str, model: str) -> FeatureStore:
     """
     path = dataset.features_path(name)
     if not path.is_file():
+        have = ", ".join(list_features(dataset.root)) or "none"
         raise DataError(
-            f"{path}: image features {name!r} not found; {model} needs them, create them "
-            f"with `mfmrec features extract {dataset.root} --encoder {name}`")
+            f"{path}: image features {name!r} not found; {model} needs them (stores here: "
+            f"{have}); create one with `mfmrec features extract {dataset.root} "
+            f"--encoder ENCODER` (a store is named after its encoder)")
     store = load_features(dataset, name)
     if store.matrix.dim() != 2:
         raise DataError(f"{path}: {model} needs one (N, d) feature row per item, got "
