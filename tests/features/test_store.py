@@ -116,11 +116,11 @@ def test_item_features_are_one_vector_per_item_or_a_one_line_error(make_dataset)
         load_item_features(ds, "enc", "VBPR")
     msg = str(err.value)
     assert "\n" not in msg and str(ds.features_path("enc")) in msg and "VBPR needs" in msg
-    assert "(stores here: none)" in msg
+    assert "(stores here: none;" in msg
     assert f"mfmrec features extract {ds.root} --encoder ENCODER" in msg
     missing = torch.tensor([False, True, False])
     save_features(ds, "enc", torch.ones(3, 2), missing, {"encoder": "enc"})
-    with pytest.raises(DataError, match=r"'other' not found; VBPR needs them \(stores here: enc\)"):
+    with pytest.raises(DataError, match=r"'other' not found; VBPR needs them \(stores here: enc;"):
         load_item_features(ds, "other", "VBPR")
     store = load_item_features(ds, "enc", "VBPR")
     assert store.matrix.shape == (3, 2) and store.missing.tolist() == missing.tolist()

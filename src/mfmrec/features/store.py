@@ -175,6 +175,17 @@ def load_features(dataset_or_dir, name: str) -> FeatureStore:
     return FeatureStore(matrix=matrix, missing=missing, meta=meta)
 
 
+def _how_to_extract(root: Path, name: str) -> str:
+    """The command that builds store ``name``, or the stores there when no encoder has it."""
+    from mfmrec.features.encoders import IMAGE_ENCODERS, TEXT_ENCODERS  # lazy: error path
+
+    if name in IMAGE_ENCODERS + TEXT_ENCODERS:
+        return f"(create them with `mfmrec features extract {root} --encoder {name}`)"
+    have = ", ".join(list_features(root)) or "none"
+    return (f"(stores here: {have}; a store is named after its encoder: "
+            f"`mfmrec features extract {root} --encoder ENCODER`)")
+
+
 def load_item_features(dataset, name: str, model: str) -> FeatureStore:
     """Store ``name`` of a prepared dataset as one (N, d) vector per item, for ``model``.
 
@@ -183,11 +194,8 @@ def load_item_features(dataset, name: str, model: str) -> FeatureStore:
     """
     path = dataset.features_path(name)
     if not path.is_file():
-        have = ", ".join(list_features(dataset.root)) or "none"
-        raise DataError(
-            f"{path}: image features {name!r} not found; {model} needs them (stores here: "
-            f"{have}); create one with `mfmrec features extract {dataset.root} "
-            f"--encoder ENCODER` (a store is named after its encoder)")
+        raise DataError(f"{path}: image features {name!r} not found; {model} needs them "
+                        f"{_how_to_extract(dataset.root, name)}")
     store = load_features(dataset, name)
     if store.matrix.dim() != 2:
         raise DataError(f"{path}: {model} needs one (N, d) feature row per item, got "
