@@ -65,7 +65,8 @@ def storage_bytes(tensors: Iterable[torch.Tensor]) -> int:
 
 def model_and_optimizer_tensors(model: torch.nn.Module,
                                 optimizer: torch.optim.Optimizer | None = None) -> list:
-    """Parameters, buffers and every tensor of the optimizer's state (moments, steps)."""
+    """Parameters, buffers, gradients still held and every tensor of the optimizer's state
+    (moments, steps)."""
     out = [*model.parameters(), *model.buffers()]
     out += [p.grad for p in model.parameters() if p.grad is not None]
     if optimizer is not None:
